@@ -1,0 +1,385 @@
+"""The single-run trainer: one function that trains one `RunConfig` and returns its history.
+
+Shape: ``train(cfg, data, *, on_epoch_end=None) -> RunResult``. The loop is the authors' recipe
+(spec hscl.md §6): Adam with a text-encoder and a rest parameter group, StepLR, grad-norm clipping,
+early stopping on the validation split. Test metrics are computed every epoch for information and
+*read at the best validation epoch* — the test split never takes part in selection.
+
+The sweep layer reports through `on_epoch_end(record, save_checkpoint)`; `save_checkpoint(dir)`
+writes everything needed to continue the run bit-for-bit (`resume_from=dir`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+import torch
+
+from mmsa_core import objectives
+from mmsa_core.config import RunConfig
+from mmsa_core.metrics import regression_metrics
+
+if TYPE_CHECKING:
+    from mmsa_core.data import MSADataset
+    from mmsa_core.data.corruption import Corruption
+    from mmsa_core.models.hscl import HSCLModel
+
+STATE_FILE = "trainer_state.pt"
+SaveCheckpoint = Callable[[str | Path], None]
+EpochCallback = Callable[["EpochRecord", SaveCheckpoint], None]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN/inf: the run stops instead of reporting a silent NaN metric."""
+
+
+@dataclass
+class EpochRecord:
+    epoch: int  # 1-based
+    train: dict[str, float]  # "loss" and every active term's unweighted mean
+    valid: dict[str, float]
+    test: dict[str, float]  # for information only
+    lr: float
+    seconds: float
+    is_best: bool
+    best_epoch: int
+    best_valid: dict[str, float]
+    best_test: dict[str, float]  # test metrics at best_epoch
+
+    def as_metrics(self) -> dict[str, float]:
+        """Flat MLflow/Tune metric dict, names per docs/ARCHITECTURE.md (one batch per epoch)."""
+        out = {f"train/{k}": v for k, v in self.train.items()}
+        out.update({f"valid/{k}": v for k, v in self.valid.items()})
+        out.update({f"test/{k}": v for k, v in self.test.items()})
+        out.update({f"best/valid/{k}": v for k, v in self.best_valid.items()})
+        out.update({f"best/test/{k}": v for k, v in self.best_test.items()})
+        out.update({"best_epoch": float(self.best_epoch), "epochs_run": float(self.epoch),
+                    "lr": self.lr, "epoch_seconds": self.seconds})
+        return {k: float(v) for k, v in out.items()}
+
+
+@dataclass
+class RunResult:
+    config: RunConfig
+    history: list[EpochRecord]
+    best_epoch: int
+    best_valid: dict[str, float]
+    best_test: dict[str, float]
+    epochs_run: int
+    stopped_early: bool  # patience ran out before max_epochs
+    dataset: str = ""
+
+
+@dataclass
+class _Progress:
+    """Early-stopping bookkeeping; part of the checkpoint."""
+
+    epoch: int = 0
+    best_epoch: int = 0
+    best_score: float = math.inf  # lower is better (metrics are sign-flipped where needed)
+    best_valid: dict[str, float] = field(default_factory=dict)
+    best_test: dict[str, float] = field(default_factory=dict)
+    bad_epochs: int = 0
+    stopped_early: bool = False
+    history: list[EpochRecord] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# set-up helpers
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Seed Python, NumPy and torch; optionally ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} was asked for but CUDA is not available")
+    return device
+
+
+def build_model(cfg: RunConfig, data: "MSADataset") -> "HSCLModel":
+    from mmsa_core.models.hscl import HSCLModel
+
+    return HSCLModel(cfg, audio_dim=data.audio_dim, vision_dim=data.vision_dim)
+
+
+def build_optimizer(cfg: RunConfig, model: "HSCLModel") -> torch.optim.Optimizer:
+    """Adam, two parameter groups: the pretrained text encoder and everything else (spec §6)."""
+    return torch.optim.Adam([
+        {"params": model.text_parameters(), "lr": cfg.lr_text, "name": "text_encoder"},
+        {"params": model.other_parameters(), "lr": cfg.lr_other, "name": "rest"},
+    ], weight_decay=cfg.weight_decay)
+
+
+def _load_data(cfg: RunConfig) -> "MSADataset":
+    from mmsa_core.data import load_dataset
+
+    sizes = None
+    if cfg.synthetic_train or cfg.synthetic_valid or cfg.synthetic_test:
+        sizes = (cfg.synthetic_train or 256, cfg.synthetic_valid or 64, cfg.synthetic_test or 64)
+    return load_dataset(cfg.data, text_encoder=cfg.text_encoder, max_text_len=cfg.max_text_len,
+                        sizes=sizes)
+
+
+def _forward(model: "HSCLModel", batch, device: torch.device, trim: bool):
+    """Move a batch to the device, cut all-padding columns (pure speed: masks make them inert)."""
+    text_ids, text_mask, text_type = batch.text_ids, batch.text_mask, batch.text_type
+    audio, audio_valid, vision, vision_valid = batch.audio, batch.audio_mask, batch.vision, batch.vision_mask
+    if trim:
+        lt = max(int(text_mask.sum(1).max()), 1)
+        la = max(int(audio_valid.sum(1).max()), 1)
+        lv = max(int(vision_valid.sum(1).max()), 1)
+        text_ids, text_mask, text_type = text_ids[:, :lt], text_mask[:, :lt], text_type[:, :lt]
+        audio, audio_valid = audio[:, :la], audio_valid[:, :la]
+        vision, vision_valid = vision[:, :lv], vision_valid[:, :lv]
+    to = dict(device=device, non_blocking=True)
+    return model(text_ids.to(**to), text_mask.to(**to), text_type.to(**to),
+                 audio.to(**to), audio_valid.to(**to), vision.to(**to), vision_valid.to(**to))
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if enabled and device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast(device.type, enabled=False)
+
+
+@torch.no_grad()
+def predict(model: "HSCLModel", split, cfg: RunConfig, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions and labels over a split, in the split's order."""
+    from mmsa_core.data.batching import make_loader
+
+    model.eval()
+    preds, labels = [], []
+    for batch in make_loader(split, batch_size=max(cfg.batch_size, 64), shuffle=False, seed=0):
+        with _autocast(device, cfg.amp):
+            out = _forward(model, batch, device, trim=not cfg.faithful)
+        preds.append(out.prediction.float().cpu().numpy())
+        labels.append(batch.labels.numpy())
+    return np.concatenate(preds), np.concatenate(labels)
+
+
+def evaluate(model: "HSCLModel", split, cfg: RunConfig, device: torch.device) -> dict[str, float]:
+    pred, true = predict(model, split, cfg, device)
+    return regression_metrics(pred, true)
+
+
+def _score(cfg: RunConfig, metrics: dict[str, float]) -> float:
+    """Validation score to minimise."""
+    value = metrics[cfg.select_metric]
+    return value if cfg.select_metric == "mae" else -value
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+
+
+def train(cfg: RunConfig, data: "MSADataset | None" = None, *,
+          on_epoch_end: EpochCallback | None = None,
+          resume_from: str | Path | None = None,
+          checkpoint_dir: str | Path | None = None,
+          progress: bool = True) -> RunResult:
+    """Train one configuration; return its per-epoch history and best-validation-epoch metrics."""
+    from mmsa_core.data.batching import make_loader
+
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    seed_everything(cfg.seed, cfg.deterministic)
+    device = resolve_device(cfg.device)
+    data = data if data is not None else _load_data(cfg)
+    model = build_model(cfg, data).to(device)
+    optimizer = build_optimizer(cfg, model)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step_epoch, gamma=cfg.lr_gamma)
+    use_scaler = cfg.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
+    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+    state = _Progress()
+    best_weights: dict[str, torch.Tensor] | None = None
+
+    if checkpoint_dir is not None and resume_from is None and (Path(checkpoint_dir) / STATE_FILE).is_file():
+        resume_from = checkpoint_dir
+    if resume_from is not None:
+        best_weights = _restore(Path(resume_from), model, optimizer, scheduler, scaler, state, device)
+
+    def save_checkpoint(directory: str | Path) -> None:
+        _save(Path(directory), cfg, model, optimizer, scheduler, scaler, state, best_weights)
+
+    terms_active = objectives.active_terms(cfg)
+    bar = _progress_bar(progress, cfg, data.name, start=state.epoch)
+    while state.epoch < cfg.max_epochs and not state.stopped_early:
+        epoch = state.epoch + 1
+        started = time.perf_counter()
+        model.train()
+        sums = {name: 0.0 for name in ("loss", *terms_active)}
+        seen = 0
+        loader = make_loader(data.splits["train"], batch_size=cfg.batch_size, shuffle=True,
+                             seed=cfg.seed * 1000 + epoch)
+        for step, batch in enumerate(loader, start=1):
+            labels = batch.labels.to(device)
+            with _autocast(device, cfg.amp):
+                out = _forward(model, batch, device, trim=not cfg.faithful)
+                out.prediction = out.prediction.float()
+                out.projections = {k: v.float() for k, v in out.projections.items()}
+            terms = objectives.compute_terms(cfg, out, labels)
+            loss = objectives.total_loss(cfg, terms)
+            if not torch.isfinite(loss):
+                bad = [k for k, v in terms.items() if not torch.isfinite(v)] or ["total"]
+                raise NonFiniteLossError(
+                    f"non-finite loss at epoch {epoch}, step {step} (terms {bad}: "
+                    + ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
+                    + f"); config: lr_text={cfg.lr_text}, lr_other={cfg.lr_other}, tau={cfg.tau}")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            n = labels.shape[0]
+            seen += n
+            sums["loss"] += float(loss.detach()) * n
+            for k, v in terms.items():
+                sums[k] += float(v.detach()) * n
+        scheduler.step()
+        train_stats = {k: v / max(seen, 1) for k, v in sums.items()}
+        valid = evaluate(model, data.splits["valid"], cfg, device)
+        test = evaluate(model, data.splits["test"], cfg, device)
+        score = _score(cfg, valid)
+        is_best = score < state.best_score
+        state.epoch = epoch
+        if is_best:
+            state.best_score, state.best_epoch = score, epoch
+            state.best_valid, state.best_test = dict(valid), dict(test)
+            state.bad_epochs = 0
+            best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        else:
+            state.bad_epochs += 1
+            if state.bad_epochs >= cfg.patience and epoch < cfg.max_epochs:
+                state.stopped_early = True
+        record = EpochRecord(epoch=epoch, train=train_stats, valid=valid, test=test,
+                             lr=float(optimizer.param_groups[1]["lr"]),
+                             seconds=time.perf_counter() - started, is_best=is_best,
+                             best_epoch=state.best_epoch, best_valid=dict(state.best_valid),
+                             best_test=dict(state.best_test))
+        state.history.append(record)
+        bar.update(record)
+        if checkpoint_dir is not None:
+            save_checkpoint(checkpoint_dir)
+        if on_epoch_end is not None:
+            on_epoch_end(record, save_checkpoint)
+    bar.close()
+    return RunResult(config=cfg, history=list(state.history), best_epoch=state.best_epoch,
+                     best_valid=dict(state.best_valid), best_test=dict(state.best_test),
+                     epochs_run=state.epoch, stopped_early=state.stopped_early, dataset=data.name)
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def _save(directory: Path, cfg: RunConfig, model, optimizer, scheduler, scaler, state: _Progress,
+          best_weights) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "config": cfg.to_dict(),
+        "model": model.state_dict(),
+        "best_model": best_weights,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "progress": {k: v for k, v in vars(state).items() if k != "history"},
+        "history": [vars(r) for r in state.history],
+        "rng": {"python": random.getstate(), "numpy": np.random.get_state(),
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+    }
+    tmp = directory / (STATE_FILE + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, directory / STATE_FILE)  # atomic: a kill mid-write never leaves half a file
+
+
+def _restore(directory: Path, model, optimizer, scheduler, scaler, state: _Progress, device):
+    path = directory / STATE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no trainer checkpoint at {path}")
+    payload = torch.load(path, map_location=device, weights_only=False)
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    scaler.load_state_dict(payload["scaler"])
+    for k, v in payload["progress"].items():
+        setattr(state, k, v)
+    state.history = [EpochRecord(**r) for r in payload["history"]]
+    rng = payload["rng"]
+    random.setstate(rng["python"])
+    np.random.set_state(rng["numpy"])
+    torch.set_rng_state(rng["torch"].cpu())
+    if rng["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+    return payload["best_model"]
+
+
+def load_best_model(directory: str | Path, data: "MSADataset", *, device: str = "cpu") -> tuple[RunConfig, "HSCLModel"]:
+    """The best-validation weights of a saved run, ready for evaluation."""
+    payload = torch.load(Path(directory) / STATE_FILE, map_location=device, weights_only=False)
+    cfg = RunConfig.from_dict(payload["config"], source=str(directory))
+    model = build_model(cfg, data).to(device)
+    model.load_state_dict(payload["best_model"] or payload["model"])
+    return cfg, model
+
+
+def evaluate_checkpoint(cfg: RunConfig, data: "MSADataset", checkpoint_dir: str | Path, *,
+                        split: str = "test", corruption: "Corruption | None" = None) -> dict[str, float]:
+    """Metrics of a checkpoint's best-validation weights on a split, optionally corrupted."""
+    from mmsa_core.data.corruption import apply_corruption
+
+    device = resolve_device(cfg.device)
+    _, model = load_best_model(checkpoint_dir, data, device=str(device))
+    arrays = data.splits[split]
+    if corruption is not None:
+        arrays = apply_corruption(arrays, corruption)
+    seed_everything(cfg.seed, cfg.deterministic)  # faithful mode's random [CLS] stays reproducible
+    return evaluate(model, arrays, cfg, device)
+
+
+# ---------------------------------------------------------------------------------------------
+# progress
+
+
+class _progress_bar:
+    """A tqdm bar over epochs showing the latest validation MAE (silent when disabled)."""
+
+    def __init__(self, enabled: bool, cfg: RunConfig, dataset: str, start: int):
+        self._bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=cfg.max_epochs, initial=start, desc=f"{cfg.method}/{dataset} seed {cfg.seed}",
+                             unit="epoch", dynamic_ncols=True)
+
+    def update(self, record: EpochRecord) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix(loss=f"{record.train['loss']:.3f}", val_mae=f"{record.valid['mae']:.3f}",
+                                  best=record.best_epoch)
+            self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
