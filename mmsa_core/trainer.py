@@ -130,7 +130,9 @@ def build_optimizer(cfg: RunConfig, model: "HSCLModel") -> torch.optim.Optimizer
     ], weight_decay=cfg.weight_decay)
 
 
-def _load_data(cfg: RunConfig) -> "MSADataset":
+def load_run_data(cfg: RunConfig) -> "MSADataset":
+    """The dataset a config names. Synthetic data uses data seed 0 whatever the run's seed, so
+    every seed of a configuration sees the same samples (seeds vary the training, not the data)."""
     from mmsa_core.data import load_dataset
 
     sizes = None
@@ -205,7 +207,7 @@ def train(cfg: RunConfig, data: "MSADataset | None" = None, *,
         torch.set_num_threads(cfg.num_threads)
     seed_everything(cfg.seed, cfg.deterministic)
     device = resolve_device(cfg.device)
-    data = data if data is not None else _load_data(cfg)
+    data = data if data is not None else load_run_data(cfg)
     model = build_model(cfg, data).to(device)
     optimizer = build_optimizer(cfg, model)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step_epoch, gamma=cfg.lr_gamma)
