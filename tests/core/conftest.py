@@ -1,0 +1,21 @@
+"""Fixtures for the core tests: a small synthetic MOSI-shaped dataset read by the tiny encoder."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_data():
+    from mmsa_core.data import load_dataset
+
+    return load_dataset("synthetic-mosi", text_encoder="tiny", sizes=(96, 48, 48))
+
+
+def tiny_config(**overrides):
+    from mmsa_core.config import RunConfig
+
+    base = dict(text_encoder="tiny", synthetic_train=96, synthetic_valid=48, synthetic_test=48,
+                batch_size=32, max_epochs=2, lr_text=1e-3, num_threads=1)
+    base.update(overrides)
+    return RunConfig(**base)
