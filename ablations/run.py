@@ -1,0 +1,136 @@
+"""Run an ablation study: every (variant, seed) of a spec as one Ray Tune grid, logged to MLflow.
+
+    python ablations/run.py ablations/specs/hscl_modalities.yaml
+    python ablations/run.py quickstart --max-epochs 3 --seeds 1111,1112 --set synthetic_train=256
+    python ablations/run.py hscl_combined --base-sweep hscl-mosi --gpus-per-trial 0.25
+    python ablations/run.py SPEC --validate-only        # check the spec (and a sweep base), run nothing
+    ray job submit --working-dir . -- python ablations/run.py SPEC --storage-path /shared/runs
+
+The spec is validated (every problem at once) and the data checked before anything is launched.
+MLflow: a parent run per study (`kind=ablation`, run name = study name, artifact
+`ablation_spec.yaml`) in experiment `mmsa-<dataset>`, a child per (variant, seed) tagged
+`stage=ablation`, `ablation=<variant>`, `seed`, `reference`. Re-running the same command resumes:
+(variant, seed) pairs whose child run FINISHED are not trained again. With a `robustness:` block,
+the reference variant's trained models are then evaluated on a corrupted test split and the metrics
+`robust/<kind>-<modalities>/r<rate>/test/<m>` are logged on their runs.
+Command-line changes (--set, --max-epochs, --text-encoder) apply to the base of every variant; a
+variant's own delta in the spec wins over them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file (also under `ray job submit`): import from the repo root
+    _HERE = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+    sys.path.insert(0, str(_HERE.parent))
+
+from ablations.spec import AblationSpec, AblationSpecError, load_spec  # noqa: E402  (no torch/ray)
+
+DEFAULT_STORAGE = "runs"  # studies live in <storage>/ablations/<name>; MLflow as the sweeps'
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python ablations/run.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("spec", metavar="SPEC", help="spec file, or a shipped spec's name (ablations/specs/)")
+    g = p.add_argument_group("what runs (changes to the spec)")
+    g.add_argument("--name", default=None, help="study name (default: the spec's `name`, else the file's stem)")
+    g.add_argument("--data", default=None, help="data instead of the spec's: synthetic-mosi, synthetic-mosei, "
+                                                "an MMSA pickle or a converted directory")
+    g.add_argument("--seeds", default=None, metavar="S1,S2,...", help="seeds instead of the spec's")
+    g.add_argument("--max-epochs", type=int, default=None, help="= --set max_epochs=N")
+    g.add_argument("--text-encoder", default=None, help="= --set text_encoder=X (minilm, tiny, a HF dir)")
+    g.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="a RunConfig field for every variant's base (repeatable); a variant's own delta wins")
+    g.add_argument("--base-sweep", default=None, metavar="NAME_OR_RUN_ID",
+                   help="start from the best configuration of a finished sweep (its parent run's "
+                        "best_config.json) instead of the spec's base")
+    g.add_argument("--smoke", action="store_true",
+                   help="tiny encoder, small synthetic splits, 2 epochs, 2 seeds: a check that everything runs")
+    g.add_argument("--no-robustness", action="store_true", help="skip the spec's test-time robustness block")
+    g = p.add_argument_group("where and how it runs")
+    g.add_argument("--storage-path", default=DEFAULT_STORAGE,
+                   help="Ray Tune results and checkpoints go to <path>/ablations/<name> (shared storage "
+                        "on a multi-node cluster) (default: %(default)s)")
+    g.add_argument("--tracking-uri", default=None,
+                   help="MLflow URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<storage-path>/mlflow.db, "
+                        "the same store the sweeps use by default)")
+    g.add_argument("--address", default=None,
+                   help="Ray cluster address (default: $RAY_ADDRESS, else start a local Ray)")
+    g.add_argument("--num-cpus", type=int, default=0, help="CPUs of a local Ray (0 = all)")
+    g.add_argument("--cpus-per-trial", type=float, default=1.0, help="(default: %(default)s)")
+    g.add_argument("--gpus-per-trial", type=float, default=0.0,
+                   help="GPU share per trial; fractions (0.5, 0.25) put several trials on a GPU (default: %(default)s)")
+    g.add_argument("--max-concurrent", type=int, default=0, help="trials at once (0 = as resources allow)")
+    g.add_argument("--max-failures", type=int, default=2, help="retries per trial from its last checkpoint")
+    g.add_argument("--validate-only", action="store_true",
+                   help="validate the spec with these changes (and resolve a sweep base if the tracking "
+                        "store is reachable); launch nothing")
+    g.add_argument("--verbose", type=int, default=1, help="Ray Tune console verbosity 0-3 (default: %(default)s)")
+    return p
+
+
+def spec_from_args(args: argparse.Namespace) -> AblationSpec:
+    """The spec file with the command line's changes, validated (AblationSpecError lists problems)."""
+    spec = load_spec(args.spec)
+    base_set: dict[str, object] = {}
+    seeds = None
+    if args.smoke:
+        from sweeps.config import SMOKE_RUN_OVERRIDES  # pure data
+
+        base_set.update(SMOKE_RUN_OVERRIDES)
+        base_set.update(text_encoder="tiny", max_epochs=2)
+        seeds = list(spec.seeds[:2])
+    if args.text_encoder is not None:
+        base_set["text_encoder"] = args.text_encoder
+    if args.max_epochs is not None:
+        base_set["max_epochs"] = args.max_epochs
+    for item in args.set:
+        if "=" not in item:
+            raise AblationSpecError(f"{spec.source} (command line)", [f"--set {item!r}: expected FIELD=VALUE"])
+        key, value = item.split("=", 1)
+        base_set[key.strip()] = value.strip()
+    if args.seeds is not None:
+        try:
+            seeds = [int(s) for s in args.seeds.replace(" ", "").split(",") if s]
+        except ValueError:
+            raise AblationSpecError(f"{spec.source} (command line)",
+                                    [f"--seeds {args.seeds!r}: expected comma-separated integers"]) from None
+    return spec.with_changes(name=args.name, data=args.data, seeds=seeds, base_set=base_set,
+                             base_sweep=args.base_sweep)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        spec = spec_from_args(args)
+    except (AblationSpecError, FileNotFoundError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    from ablations.runner import AblationRunError, RunOptions, run_ablation, validate_only
+
+    opts = RunOptions(storage_path=args.storage_path, tracking_uri=args.tracking_uri or "",
+                      address=args.address or "", num_cpus=args.num_cpus, cpus_per_trial=args.cpus_per_trial,
+                      gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent,
+                      max_failures=args.max_failures, robustness=not args.no_robustness,
+                      verbose=args.verbose)
+    try:
+        if args.validate_only:
+            print(validate_only(spec, opts))
+            return 0
+        summary = run_ablation(spec, opts)
+    except (AblationSpecError, AblationRunError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(summary.format())
+    return 0 if summary.ok else 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
