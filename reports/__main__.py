@@ -1,0 +1,5 @@
+"""`python -m reports` — see reports/cli.py."""
+
+from reports.cli import main
+
+raise SystemExit(main())

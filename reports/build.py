@@ -1,0 +1,360 @@
+"""Compose a report from MLflow: resolve names, read runs, build tables and plots, write, log.
+
+    build_report(tracking_uri=..., experiment="mmsa-synthetic-mosi", sweeps=["hscl-s1"],
+                 ablations=["hscl-abl"], methods=True, out_dir="outputs/report")
+
+writes `report.md`, `report.tex`, `report.html` and the PNGs into `out_dir`, and logs them under
+`report/` of every sweep/ablation parent run the report covers.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from reports import plots, runs, stats
+from reports.document import Figure, Paragraph, ParentRef, Report, Section, slug
+from reports.runs import ReportError
+from reports.sweep_summary import EVALUATORS, summarize_sweep
+from reports.tables import (STD_NOTE, UNITS_NOTE, TextTable, ablation_table, metric_spec, pvalue_table,
+                            results_table, robustness_table)
+
+FORMATS = ("md", "tex", "html")
+ROBUST_METRICS = ("mae", "acc2_non0")
+
+
+@dataclass
+class BuildResult:
+    report: Report
+    files: dict[str, Path]  # "md" | "tex" | "html" | figure id -> path
+    logged_to: list[str] = field(default_factory=list)  # parent run ids that got report/ artifacts
+
+
+def build_report(*, tracking_uri: str, out_dir: str | Path, experiment: str | None = None,
+                 sweeps: Sequence[str] = (), ablations: Sequence[str] = (), methods: bool = False,
+                 formats: Sequence[str] = FORMATS, test: str = "ttest", alpha: float = 0.05,
+                 evaluator: str = "ped-anova", log_artifacts: bool = True) -> BuildResult:
+    """Build, write and (optionally) log one report. Raises `ReportError` with a clear message."""
+    if not (sweeps or ablations or methods):
+        raise ReportError("nothing to report: give --sweep, --ablation and/or --methods")
+    if test not in stats.TESTS:
+        raise ReportError(f"unknown test {test!r}; choose one of {sorted(stats.TESTS)}")
+    if evaluator not in EVALUATORS:
+        raise ReportError(f"unknown importance evaluator {evaluator!r}; choose one of {sorted(EVALUATORS)}")
+    if not 0 < alpha < 1:
+        raise ReportError(f"alpha must be in (0, 1), got {alpha}")
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise ReportError(f"unknown format(s) {bad}; choose from {list(FORMATS)}")
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    first_id = next((x for x in [*sweeps, *ablations] if runs._RUN_ID_RE.match(x)), None)
+    exp = runs.resolve_experiment(tracking_uri, experiment, run_id=first_id)
+    report = Report(title="", dataset="", experiment_id=exp.id, experiment_name=exp.name,
+                    tracking_uri=runs.redact(tracking_uri),
+                    generated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    ctx = _Context(tracking_uri, exp, out, report, test, alpha, evaluator)
+    for name in sweeps:
+        ctx.sweep_section(name)
+    for name in ablations:
+        ctx.ablation_sections(name)
+    if methods:
+        ctx.methods_section()
+
+    datasets = sorted(ctx.datasets) or [exp.name.removeprefix("mmsa-")]
+    report.dataset = ", ".join(datasets)
+    report.title = f"MMSA report — {report.dataset}"
+    report.conventions = _conventions(ctx)
+
+    files = {f.id: f.path for f in report.figures()}
+    from reports import render_html, render_latex, render_markdown
+
+    renderers = {"md": render_markdown.render, "tex": render_latex.render, "html": render_html.render}
+    for fmt in formats:
+        path = out / f"report.{fmt}"
+        path.write_text(renderers[fmt](report), encoding="utf-8")
+        files[fmt] = path
+    result = BuildResult(report, files)
+    if log_artifacts:
+        client = runs.client(tracking_uri)
+        for run_id in dict.fromkeys(p.run_id for p in report.parents):
+            for path in files.values():
+                client.log_artifact(run_id, str(path), artifact_path="report")
+            result.logged_to.append(run_id)
+    return result
+
+
+@dataclass
+class _Context:
+    uri: str
+    exp: runs.Experiment
+    out: Path
+    report: Report
+    test: str
+    alpha: float
+    evaluator: str
+    datasets: set = field(default_factory=set)
+    has_ablation: bool = False
+    has_importances: bool = False
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _parent(self, name: str, kind: str) -> tuple[runs.Parent, list[str]]:
+        parent, notes = runs.resolve_parent(self.uri, self.exp.id, name, kind)
+        self.report.parents.append(ParentRef(kind, parent.name, parent.run_id))
+        if parent.dataset:
+            self.datasets.add(parent.dataset)
+        return parent, notes
+
+    def _children(self, parent: runs.Parent) -> Any:
+        frame = runs.tidy(runs.search(self.uri, self.exp.id, f"tags.mlflow.parentRunId = '{parent.run_id}'"))
+        self.datasets.update(d for d in frame["dataset"].dropna().unique())
+        return frame
+
+    def _finished(self, frame: Any, scope: str) -> runs.RunSet:
+        rs = runs.split_finished(frame)
+        self.report.excluded[scope] = dict(rs.excluded)
+        self.report.excluded_ids.update(rs.excluded_ids)
+        return rs
+
+    def _figure(self, section: Section, fid: str, caption: str, draw) -> None:
+        path = self.out / f"{fid}.png"
+        draw(path)
+        section.blocks.append(Figure(fid, path, caption))
+
+    # --- sweep ----------------------------------------------------------------------------------
+    def sweep_section(self, name: str) -> None:
+        parent, notes = self._parent(name, "sweep")
+        children = self._children(parent)
+        sid = slug(parent.name)
+        sec = Section(f"sweep-{sid}", f"Sweep “{parent.name}” ({parent.method or 'unknown method'})")
+        sec.blocks += [Paragraph(n) for n in notes]
+        search = self._finished(children[children["stage"] == "search"], f"sweep {parent.name}, search stage")
+        final = self._finished(children[children["stage"] == "final"], f"sweep {parent.name}, final stage")
+        final_runs, dropped = runs.latest_per_seed(final.runs)
+        space = _space_keys(self.uri, parent.run_id)
+        searched = summarize_searched(search.runs, space)
+        if len(final_runs):
+            method = parent.method or _one(final_runs["method"]) or "?"
+            tnotes = [f"seeds: {', '.join(str(s) for s in final_runs['seed'].dropna())}"]
+            if dropped:
+                tnotes.append(f"{dropped} duplicate run(s) of a seed left out (newest kept)")
+            sec.blocks.append(results_table(
+                [(method, final_runs)], id=f"final-{sid}", title="Final-stage results",
+                caption=f"Test metrics at the best validation epoch of the best configuration; {STD_NOTE}. "
+                        f"{UNITS_NOTE}.", notes=tnotes))
+            sec.blocks.append(_config_table(final_runs, searched, sid, space))
+        else:
+            sec.blocks.append(Paragraph("No FINISHED final-stage run in this sweep."))
+        if len(search.runs):
+            self._sweep_summary(sec, search.runs, sid, space)
+        else:
+            sec.blocks.append(Paragraph("No FINISHED search-stage run in this sweep."))
+        self.report.sections.append(sec)
+
+    def _sweep_summary(self, sec: Section, search: Any, sid: str, space: list[str] | None) -> None:
+        s = summarize_sweep(search, evaluator=self.evaluator, space_keys=space, id=f"sweep-{sid}")
+        sec.blocks.append(s.best_trials)
+        sec.blocks += [Paragraph(n) for n in s.notes]
+        imp = s.importances
+        if imp.values:
+            self.has_importances = True
+            sec.blocks.append(TextTable(
+                id=f"sweep-{sid}-importances", title="Parameter importances",
+                caption=f"{imp.evaluator} on the {imp.n_trials} full-fidelity search trials (epochs run = "
+                        f"max_epochs, or ended by themselves), objective validation {s.objective}; "
+                        "importances sum to 1.",
+                headers=("Parameter", "Importance"),
+                rows=tuple((k, f"{v:.3f}") for k, v in imp.values.items()), numeric=(False, True)))
+            self._figure(sec, f"importances-{sid}", f"Parameter importances ({imp.evaluator}, "
+                         f"{imp.n_trials} full-fidelity trials).",
+                         lambda p: plots.importances(imp.values, p, evaluator=imp.evaluator, n_trials=imp.n_trials))
+        else:
+            sec.blocks.append(Paragraph(f"Parameter importances ({imp.evaluator}): {imp.message}."))
+        self._figure(sec, f"history-{sid}", f"Optimisation history: validation {s.objective} of each search "
+                     "trial in start order and the best so far (hollow = stopped early, lower fidelity).",
+                     lambda p: plots.history(s.history, p, objective=s.objective, minimize=s.minimize))
+        c = s.compute
+        if c.budget > 0:
+            sec.blocks.append(TextTable(
+                id=f"sweep-{sid}-compute", title="Compute saved by early stopping",
+                caption="Epochs the finished search trials ran against the full budget "
+                        "(Σ max_epochs = trials × max_epochs).",
+                headers=("Trials", "Full fidelity", "Epochs run", "Full budget", "Saved"),
+                rows=((str(c.n_trials), str(c.n_full), f"{c.epochs_run:g}", f"{c.budget:g}",
+                       f"{100 * c.saved_fraction:.1f}%"),), numeric=(True,) * 5))
+        else:
+            sec.blocks.append(Paragraph("Compute saved: unknown (no epochs_run metric / max_epochs param)."))
+
+    # --- ablation -------------------------------------------------------------------------------
+    def ablation_sections(self, name: str) -> None:
+        parent, notes = self._parent(name, "ablation")
+        self.has_ablation = True
+        children = self._children(parent)
+        sid = slug(parent.name)
+        stage = children[(children["stage"] == "ablation") | (children["stage"].isna() & children["ablation"].notna())]
+        rs = self._finished(stage, f"ablation {parent.name}")
+        sec = Section(f"ablation-{sid}", f"Ablation “{parent.name}” ({parent.method or 'unknown method'})")
+        sec.blocks += [Paragraph(n) for n in notes]
+        frame = rs.runs[rs.runs["ablation"].notna()]
+        if frame.empty:
+            sec.blocks.append(Paragraph("No FINISHED ablation run with an `ablation` tag."))
+            self.report.sections.append(sec)
+            return
+        order = frame.groupby("ablation")["start_time"].min().sort_values().index.tolist()
+        variants, tnotes = [], []
+        for v in order:
+            vf, dropped = runs.latest_per_seed(frame[frame["ablation"] == v])
+            variants.append((v, vf))
+            if dropped:
+                tnotes.append(f"{v}: {dropped} duplicate run(s) of a seed left out (newest kept)")
+        refs = sorted(frame.loc[frame["reference"], "ablation"].unique())
+        reference = refs[0] if refs else None
+        if len(refs) > 1:
+            tnotes.append(f"several variants are tagged reference ({', '.join(refs)}); using {reference}")
+        if reference is None:
+            tnotes.append("no variant is tagged reference=true: no Δ and no significance tests")
+        if self.test == "wilcoxon":
+            n = min(len(vf) for _, vf in variants)
+            tnotes.append(f"with {n} pairs the smallest two-sided exact Wilcoxon p is {stats.min_wilcoxon_p(n):.3g}")
+        caption = (f"Test metrics at the best validation epoch; {STD_NOTE}. {UNITS_NOTE}. "
+                   + (f"Reference: {reference}." if reference else ""))
+        table = ablation_table(variants, reference=reference, id=f"ablation-{sid}", title="Ablation",
+                               caption=caption, test=self.test, alpha=self.alpha, notes=tnotes)
+        sec.blocks.append(table)
+        if reference:
+            sec.blocks.append(pvalue_table(table))
+        self._figure(sec, f"ablation-{sid}", "Ablation variants, mean ± std over seeds (MAE, Acc-2 non0).",
+                     lambda p: plots.ablation_bars(table, p))
+        self.report.sections.append(sec)
+        if reference:
+            self._robustness(parent, dict(variants)[reference], reference, sid)
+
+    def _robustness(self, parent: runs.Parent, ref_runs: Any, reference: str, sid: str) -> None:
+        tables = []
+        for m in ROBUST_METRICS:
+            header = metric_spec(m).header
+            t = robustness_table(ref_runs, m, id=f"robust-{sid}-{m}", title=f"Robustness — test {header}",
+                                 caption=f"Reference variant {reference}, test {header} under test-time "
+                                         f"missing-modality corruption (rows: kind-modalities; columns: missing "
+                                         f"rate; clean = no corruption); {STD_NOTE}. {UNITS_NOTE}.")
+            if t is not None:
+                tables.append((m, t))
+        if not tables:
+            return
+        sec = Section(f"robust-{sid}", f"Robustness — ablation “{parent.name}”")
+        sec.blocks += [t for _, t in tables]
+        self._figure(sec, f"robustness-{sid}", "Robustness curves: test metric against the missing rate "
+                     "(rate 0 = clean), mean ± std over seeds of the reference variant.",
+                     lambda p: plots.robustness([t for _, t in tables], [m for m, _ in tables], p))
+        self.report.sections.append(sec)
+
+    # --- method comparison ----------------------------------------------------------------------
+    def methods_section(self) -> None:
+        sweeps = runs.list_parents(self.uri, self.exp.id, "sweep")  # newest first
+        final = runs.tidy(runs.search(self.uri, self.exp.id, "tags.stage = 'final'"))
+        finished = final[final["status"] == runs.KEPT_STATUS]
+        chosen: dict[str, runs.Parent] = {}
+        for p in sweeps:
+            method = p.method or _one(finished.loc[finished["parent_run_id"] == p.run_id, "method"])
+            if method and method not in chosen and (finished["parent_run_id"] == p.run_id).any():
+                chosen[method] = p
+        sec = Section("methods", "Method comparison (final stage)")
+        if not chosen:
+            sec.blocks.append(Paragraph("No sweep in this experiment has FINISHED final-stage runs."))
+            self.report.sections.append(sec)
+            return
+        groups, names, notes = [], [], []
+        ids = {p.run_id for p in chosen.values()}
+        self._finished(final[final["parent_run_id"].isin(ids)], "method comparison (final stage)")
+        for method in sorted(chosen):
+            p = chosen[method]
+            vf, dropped = runs.latest_per_seed(finished[finished["parent_run_id"] == p.run_id])
+            groups.append((method, vf))
+            names.append(p.name)
+            if p.dataset:
+                self.datasets.add(p.dataset)
+            self.datasets.update(vf["dataset"].dropna().unique())
+            if dropped:
+                notes.append(f"{method}: {dropped} duplicate run(s) of a seed left out (newest kept)")
+        older = sum(1 for p in sweeps if p.run_id not in ids and (finished["parent_run_id"] == p.run_id).any())
+        if older:
+            notes.append(f"{older} older sweep(s) with final-stage runs not shown (newest sweep per method)")
+        sec.blocks.append(results_table(
+            groups, id="methods", title="Method comparison",
+            caption=f"Final-stage test metrics at the best validation epoch, newest sweep per method; {STD_NOTE}. "
+                    f"{UNITS_NOTE}.", extra={"Sweep": names}, notes=notes))
+        self.report.sections.append(sec)
+
+
+def summarize_searched(search: Any, space: list[str] | None) -> list[str]:
+    from reports.sweep_summary import searched_params
+
+    return searched_params(search, space) if len(search) else list(space or [])
+
+
+def _config_table(final: Any, searched: list[str], sid: str, space: list[str] | None) -> TextTable:
+    """The configuration of the final stage: the searched params (all constant params if unknown)."""
+    params = [c[len("params."):] for c in final.columns if c.startswith("params.")]
+    keys = [p for p in searched if p in params] or [p for p in params if p != "seed"]
+    rows = []
+    for k in keys:
+        values = {_fmt(v) for v in final[f"params.{k}"]}
+        rows.append((k, values.pop() if len(values) == 1 else "varies: " + ", ".join(sorted(values))))
+    what = "searched parameters" if [p for p in searched if p in params] else "all parameters"
+    return TextTable(id=f"final-{sid}-config", title="Best configuration",
+                     caption=f"Configuration of the final-stage runs ({what}; seeds differ).",
+                     headers=("Parameter", "Value"), rows=tuple(rows), numeric=(False, False))
+
+
+def _space_keys(uri: str, run_id: str) -> list[str] | None:
+    """Keys of the parent's `search_space.json` artifact (a JSON object), if it has one."""
+    import os
+
+    quiet = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ
+    if quiet:
+        os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # no progress bar for a tiny JSON
+    try:
+        client = runs.client(uri)
+        if not any(f.path == "search_space.json" for f in client.list_artifacts(run_id)):
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            path = client.download_artifacts(run_id, "search_space.json", tmp)
+            data = json.loads(Path(path).read_text())
+        return sorted(data) if isinstance(data, dict) else None
+    except Exception:  # an unreadable artifact only costs the hint; params still tell the space
+        return None
+    finally:
+        if quiet:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+
+
+def _conventions(ctx: _Context) -> list[str]:
+    out = ["Tables read test metrics at the best validation epoch (best/test/<m>); selection uses "
+           "validation only.", STD_NOTE[0].upper() + STD_NOTE[1:] + ".", UNITS_NOTE + "."]
+    if ctx.has_ablation:
+        out.append(f"Ablations: Δ = variant mean − reference mean; {stats.TESTS[ctx.test]} against the "
+                   f"reference over matched seeds, {stats.CORRECTION} correction across variants per metric, "
+                   f"significant when adjusted p ≤ α = {ctx.alpha:g}; p is n/a with fewer than 2 pairs.")
+    if ctx.has_importances:
+        out.append(f"Parameter importances: {EVALUATORS[ctx.evaluator]}, full-fidelity trials only.")
+    return out
+
+
+def _one(values: Any) -> str | None:
+    vals = [v for v in values if v is not None and v == v]
+    return vals[0] if vals else None
+
+
+def _fmt(v: Any) -> str:
+    if v is None or v != v:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, tuple):
+        return "[" + ", ".join(map(str, v)) + "]"
+    return str(v)

@@ -1,0 +1,234 @@
+"""Summary of a sweep's search stage: best trials, parameter importances, history, compute saved.
+
+Selection reads validation only (`best/valid/<objective>`); test metrics never enter here.
+ASHA stops trials at low fidelity and Optuna is told those trials COMPLETED with their last
+value (shared/spec/sweeps.md), so importances use only full-fidelity trials: those that ran
+`max_epochs` epochs, or whose `stopped_early` tag is `false` (they ended on their own — patience).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from reports.tables import TextTable, fmt_num, metric_spec
+
+EVALUATORS: Mapping[str, str] = {
+    "ped-anova": "PED-ANOVA (optuna.importance.PedAnovaImportanceEvaluator)",
+    "fanova": "fANOVA (optuna.importance.FanovaImportanceEvaluator, seed 0)",
+}
+MIN_IMPORTANCE_TRIALS = 3
+NOT_SEARCHED = frozenset({"seed"})  # varies per trial by design; never a hyperparameter
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    order: int  # 1-based, by start time
+    trial: str
+    value: float
+    best_so_far: float
+    full_fidelity: bool
+
+
+@dataclass(frozen=True)
+class Importances:
+    evaluator: str  # EVALUATORS value
+    n_trials: int  # full-fidelity trials used
+    values: Mapping[str, float]  # param -> importance (sums to 1), most important first
+    message: str = ""  # why there are none, if there are none
+
+
+@dataclass(frozen=True)
+class Compute:
+    n_trials: int
+    epochs_run: float
+    budget: float  # Σ max_epochs over trials
+    n_full: int
+
+    @property
+    def saved_fraction(self) -> float:
+        return 1.0 - self.epochs_run / self.budget if self.budget > 0 else math.nan
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    objective: str  # e.g. best/valid/mae
+    minimize: bool
+    searched: tuple[str, ...]
+    best_trials: TextTable
+    importances: Importances
+    history: tuple[HistoryPoint, ...]
+    compute: Compute
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def searched_params(frame: Any, space_keys: Sequence[str] | None = None) -> list[str]:
+    """Params of the search space: the keys of `search_space.json` when given and present,
+    else every param that takes more than one value across the trials (seed excluded)."""
+    params = [c[len("params."):] for c in frame.columns if c.startswith("params.")]
+    if space_keys:
+        chosen = [p for p in params if p in set(space_keys)]
+        if chosen:
+            return sorted(chosen)
+    return sorted(p for p in params if p not in NOT_SEARCHED
+                  and frame[f"params.{p}"].dropna().astype(str).nunique() > 1)
+
+
+def full_fidelity_mask(frame: Any) -> list[bool]:
+    """epochs_run == max_epochs, or stopped_early is false (a trial that ended by itself)."""
+    runs = frame["metrics.epochs_run"] if "metrics.epochs_run" in frame.columns else [math.nan] * len(frame)
+    budgets = frame["params.max_epochs"] if "params.max_epochs" in frame.columns else [math.nan] * len(frame)
+    out = []
+    for run, budget, stopped in zip(runs, budgets, frame["stopped_early"]):
+        reached = _finite(run) and _finite(budget) and float(run) >= float(budget)
+        ended = stopped is not None and not _isna(stopped) and not bool(stopped)
+        out.append(bool(reached or ended))
+    return out
+
+
+def summarize_sweep(frame: Any, *, objective: str = "mae", evaluator: str = "ped-anova", top_k: int = 5,
+                    space_keys: Sequence[str] | None = None, id: str = "sweep") -> SweepSummary:
+    """Everything the sweep section shows, from the FINISHED `stage=search` runs of one sweep."""
+    if evaluator not in EVALUATORS:
+        raise ValueError(f"unknown importance evaluator {evaluator!r}; choose one of {sorted(EVALUATORS)}")
+    spec = metric_spec(objective)
+    minimize = not spec.higher_is_better
+    col = f"metrics.best/valid/{objective}"
+    notes = []
+    frame = frame.sort_values("start_time").reset_index(drop=True)
+    full = full_fidelity_mask(frame)
+    frame = frame.assign(_full=full)
+    if col not in frame.columns:
+        frame[col] = math.nan
+    scored = frame[frame[col].notna()]
+    if len(scored) < len(frame):
+        notes.append(f"{len(frame) - len(scored)} search trial(s) logged no {col[8:]} and are left out of "
+                     "the ranking, the history and the importances")
+    searched = searched_params(frame, space_keys)
+    return SweepSummary(
+        objective=col[len("metrics."):], minimize=minimize, searched=tuple(searched),
+        best_trials=_best_trials(scored, col, spec, minimize, searched, top_k, id),
+        importances=_importances(scored[scored["_full"]], col, minimize, searched, evaluator, domain=frame),
+        history=tuple(_history(scored, col, minimize)),
+        compute=_compute(frame), notes=tuple(notes))
+
+
+def _best_trials(frame: Any, col: str, spec: Any, minimize: bool, searched: Sequence[str], top_k: int,
+                 id: str) -> TextTable:
+    ranked = frame.sort_values(col, ascending=minimize, kind="stable").head(top_k)
+    extra = [m for m in ("mae", "corr", "acc2_non0") if m != spec.key]
+    headers = ["Rank", "Trial", f"valid {spec.header} {'↓' if minimize else '↑'}"]
+    headers += [f"valid {metric_spec(m).header}" for m in extra] + ["Epochs run", "Full fidelity"] + list(searched)
+    rows = []
+    for rank, (_, r) in enumerate(ranked.iterrows(), start=1):
+        cells = [str(rank), str(r["trial_id"] or r["run_name"] or r["run_id"][:8]),
+                 fmt_num(float(r[col]) * spec.scale, spec.decimals + (1 if spec.scale == 1 else 0))]
+        for m in extra:
+            v = r.get(f"metrics.best/valid/{m}", math.nan)
+            cells.append(fmt_num(float(v) * metric_spec(m).scale, metric_spec(m).decimals) if _finite(v) else "n/a")
+        epochs, budget = r.get("metrics.epochs_run", math.nan), r.get("params.max_epochs", math.nan)
+        cells.append(f"{_fmt_int(epochs)}/{_fmt_int(budget)}")
+        cells.append("yes" if r["_full"] else "no")
+        cells += [_fmt_param(r.get(f"params.{p}")) for p in searched]
+        rows.append(tuple(cells))
+    caption = (f"Best {len(rows)} of {len(frame)} finished search trials ranked by validation "
+               f"{spec.header} at the best validation epoch (test metrics are never used for selection).")
+    return TextTable(id=f"{id}-best-trials", title="Best trials", caption=caption, headers=tuple(headers),
+                     rows=tuple(rows), numeric=(True, False) + (True,) * (len(extra) + 2) + (False,)
+                     + (True,) * len(searched))
+
+
+def _importances(frame: Any, col: str, minimize: bool, searched: Sequence[str], evaluator: str, *,
+                 domain: Any) -> Importances:
+    """Importances over the trials of `frame`; each parameter's distribution spans the values seen
+    in `domain` (all finished trials: the closest thing to the search space the runs record)."""
+    name = EVALUATORS[evaluator]
+    n = len(frame)
+    if n < MIN_IMPORTANCE_TRIALS:
+        return Importances(name, n, {}, f"only {n} full-fidelity trial(s); importances need at least "
+                                        f"{MIN_IMPORTANCE_TRIALS} — none computed")
+    if not searched:
+        return Importances(name, n, {}, "no searched parameter varies across the trials — none computed")
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    dists = {}
+    for p in searched:
+        values = [v for v in domain[f"params.{p}"] if v is not None and not _isna(v)]
+        if not values:
+            continue
+        if all(isinstance(v, bool) for v in values) or not all(isinstance(v, (int, float)) for v in values):
+            dists[p] = CategoricalDistribution(sorted({str(v) for v in values}))
+        elif all(isinstance(v, int) for v in values):
+            dists[p] = IntDistribution(int(min(values)), int(max(values)))
+        else:
+            lo, hi = float(min(values)), float(max(values))
+            dists[p] = FloatDistribution(lo, hi, log=lo > 0 and hi / lo >= 100)  # spans two decades
+    trials = []
+    for _, r in frame.iterrows():
+        params = {}
+        for p, d in dists.items():
+            v = r[f"params.{p}"]
+            if v is None or _isna(v):
+                break
+            params[p] = str(v) if isinstance(d, CategoricalDistribution) else (int(v) if isinstance(d, IntDistribution) else float(v))
+        else:
+            trials.append(optuna.trial.create_trial(params=params, distributions=dists, value=float(r[col])))
+    study = optuna.create_study(direction="minimize" if minimize else "maximize")
+    study.add_trials(trials)
+    ev = (optuna.importance.PedAnovaImportanceEvaluator() if evaluator == "ped-anova"
+          else optuna.importance.FanovaImportanceEvaluator(seed=0))
+    try:
+        values = optuna.importance.get_param_importances(study, evaluator=ev)
+    except (RuntimeError, ValueError) as exc:
+        return Importances(name, len(trials), {}, f"{name} failed: {exc}")
+    return Importances(name, len(trials), {k: float(v) for k, v in values.items()})
+
+
+def _history(frame: Any, col: str, minimize: bool) -> list[HistoryPoint]:
+    points, best = [], math.nan
+    for i, (_, r) in enumerate(frame.iterrows(), start=1):
+        v = float(r[col])
+        best = v if math.isnan(best) else (min(best, v) if minimize else max(best, v))
+        points.append(HistoryPoint(i, str(r["trial_id"] or r["run_id"][:8]), v, best, bool(r["_full"])))
+    return points
+
+
+def _compute(frame: Any) -> Compute:
+    runs = frame["metrics.epochs_run"] if "metrics.epochs_run" in frame.columns else []
+    budgets = frame["params.max_epochs"] if "params.max_epochs" in frame.columns else []
+    pairs = [(float(a), float(b)) for a, b in zip(runs, budgets) if _finite(a) and _finite(b)]
+    return Compute(n_trials=len(pairs), epochs_run=sum(a for a, _ in pairs), budget=sum(b for _, b in pairs),
+                   n_full=int(sum(frame["_full"])))
+
+
+def _finite(v: Any) -> bool:
+    try:
+        return v is not None and math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _isna(v: Any) -> bool:
+    try:
+        import pandas as pd
+
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _fmt_int(v: Any) -> str:
+    return str(int(float(v))) if _finite(v) else "?"
+
+
+def _fmt_param(v: Any) -> str:
+    if v is None or _isna(v):
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, tuple):
+        return "[" + ", ".join(map(str, v)) + "]"
+    return str(v)
