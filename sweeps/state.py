@@ -1,0 +1,176 @@
+"""The sweep directory: what makes a sweep resumable and unique, in plain files.
+
+Layout of ``<storage_path>/<name>/``::
+
+    sweep.json          study name, configuration hash, tracking URI, stages completed
+    optuna_journal.log  the Optuna study (JournalFileBackend), written by the driver only
+    search/             Ray Tune experiment of the search stage (Tuner.restore reads it)
+    final/              Ray Tune experiment of the final stage
+    final.grid.json     the final stage's run list (a grid is resumed only if it is unchanged)
+    best_config.json    the best search configuration (also an MLflow artifact)
+
+`open_sweep_state` creates ``sweep.json`` on the first run and, on a re-run, refuses a
+configuration whose hash differs (saying how to start a new sweep). The study name is
+``<name>-<8 hex>``, drawn once and stored here, so a resume reuses the study and a new ``--name``
+never warm-starts from an old sweep's trials. `repair_journal` trims a half-written last line
+(optuna#5138) before Optuna reads the journal. Pure standard library.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import subprocess
+import uuid
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATE_FILE = "sweep.json"
+JOURNAL_FILE = "optuna_journal.log"
+BEST_CONFIG_FILE = "best_config.json"
+
+
+class SweepStateError(RuntimeError):
+    """The sweep directory cannot be used as asked (changed configuration, unwritable path)."""
+
+
+@dataclass
+class SweepState:
+    name: str
+    study_name: str
+    config_hash: str
+    tracking_uri: str
+    created: str
+    stages_done: list[str] = field(default_factory=list)  # "search", "final"
+    parent_run_id: str | None = None
+    path: str = ""  # the sweep directory (not stored)
+
+    @property
+    def journal_path(self) -> str:
+        return os.path.join(self.path, JOURNAL_FILE)
+
+    def mark_done(self, stage: str) -> None:
+        if stage not in self.stages_done:
+            self.stages_done.append(stage)
+            self.save()
+
+    def save(self) -> None:
+        data = {k: v for k, v in asdict(self).items() if k != "path"}
+        _atomic_write(os.path.join(self.path, STATE_FILE), json.dumps(data, indent=2) + "\n")
+
+
+def ensure_dir(path: str) -> None:
+    """Create `path` (and parents) or raise SweepStateError naming it."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".write-test-{uuid.uuid4().hex[:6]}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as exc:
+        raise SweepStateError(f"storage path {path!r} cannot be created or written: {exc}") from None
+
+
+def open_sweep_state(sweep_dir: str, *, name: str, config_hash: str, tracking_uri: str) -> SweepState:
+    """Load the sweep's state, or create it; refuse a resume with another configuration."""
+    ensure_dir(sweep_dir)
+    path = os.path.join(sweep_dir, STATE_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            data = json.load(f)
+        state = SweepState(**data, path=sweep_dir)
+        if state.config_hash != config_hash:
+            raise SweepStateError(
+                f"sweep {name!r} in {sweep_dir} was started with a different configuration "
+                f"(hash {state.config_hash}, now {config_hash}): re-run it with the arguments it was "
+                f"started with to resume it, or start a new sweep with a new --name")
+        if state.tracking_uri != tracking_uri:
+            raise SweepStateError(
+                f"sweep {name!r} in {sweep_dir} logs to MLflow at {state.tracking_uri!r}, not "
+                f"{tracking_uri!r}: resume it with --tracking-uri {state.tracking_uri}, or start a "
+                f"new sweep with a new --name")
+        return state
+    state = SweepState(name=name, study_name=f"{name}-{uuid.uuid4().hex[:8]}",
+                       config_hash=config_hash, tracking_uri=tracking_uri,
+                       created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                       path=sweep_dir)
+    state.save()
+    return state
+
+
+def repair_journal(path: str) -> bool:
+    """Trim a journal whose last line is incomplete; keep the fragment beside it; warn.
+
+    Optuna appends one JSON line per operation. A crash or a full disk mid-write leaves a last
+    line without its newline, after which every append and `load_study` fails (optuna#5138).
+    Returns True when something was trimmed.
+    """
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return False
+    with open(path, "rb") as f:
+        data = f.read()
+    if data.endswith(b"\n"):
+        return False
+    cut = data.rfind(b"\n") + 1  # 0 when there is no complete line at all
+    fragment = data[cut:]
+    side = f"{path}.fragment-{_dt.datetime.now().strftime('%Y%m%dT%H%M%S')}"
+    with open(side, "wb") as f:
+        f.write(fragment)
+    with open(path, "r+b") as f:
+        f.truncate(cut)
+        f.flush()
+        os.fsync(f.fileno())
+    warnings.warn(f"Optuna journal {path} ended in a half-written line ({len(fragment)} bytes); "
+                  f"trimmed it to its last complete line and kept the fragment in {side}",
+                  RuntimeWarning, stacklevel=2)
+    return True
+
+
+def write_json(path: str, obj: Any) -> None:
+    _atomic_write(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: str) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+def _atomic_write(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def code_version(repo_root: str | None = None) -> str:
+    """``git:<sha>[+dirty]`` when the code is a git checkout, else ``<version>+src.<hash>``.
+
+    Under ``ray job submit`` the working directory arrives without ``.git``; the content hash of
+    the Python sources still identifies the code exactly.
+    """
+    root = Path(repo_root or Path(__file__).absolute().parent.parent)
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10)
+        if sha.returncode == 0 and sha.stdout.strip():
+            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                   cwd=root, capture_output=True, text=True, timeout=10)
+            return f"git:{sha.stdout.strip()}" + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    digest = hashlib.sha256()
+    for pkg in ("mmsa_core", "sweeps"):
+        for file in sorted((root / pkg).rglob("*.py")):
+            digest.update(str(file.relative_to(root)).encode())
+            digest.update(file.read_bytes())
+    try:
+        from mmsa_core import __version__
+    except ImportError:  # pragma: no cover
+        __version__ = "0"
+    return f"{__version__}+src.{digest.hexdigest()[:12]}"
