@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from reports import plots, runs, stats
 from reports.document import Figure, Paragraph, ParentRef, Report, Section, slug
 from reports.runs import ReportError
-from reports.sweep_summary import EVALUATORS, summarize_sweep
+from reports.sweep_summary import EVALUATORS, SpaceInfo, parse_search_space, summarize_sweep
 from reports.tables import (STD_NOTE, UNITS_NOTE, TextTable, ablation_table, metric_spec, pvalue_table,
                             results_table, robustness_table)
 
@@ -136,8 +136,8 @@ class _Context:
         search = self._finished(children[children["stage"] == "search"], f"sweep {parent.name}, search stage")
         final = self._finished(children[children["stage"] == "final"], f"sweep {parent.name}, final stage")
         final_runs, dropped = runs.latest_per_seed(final.runs)
-        space = _space_keys(self.uri, parent.run_id)
-        searched = summarize_searched(search.runs, space)
+        space = _search_space(self.uri, parent.run_id)
+        searched = summarize_searched(search.runs, space.names if space else None)
         if len(final_runs):
             method = parent.method or _one(final_runs["method"]) or "?"
             tnotes = [f"seeds: {', '.join(str(s) for s in final_runs['seed'].dropna())}"]
@@ -147,7 +147,7 @@ class _Context:
                 [(method, final_runs)], id=f"final-{sid}", title="Final-stage results",
                 caption=f"Test metrics at the best validation epoch of the best configuration; {STD_NOTE}. "
                         f"{UNITS_NOTE}.", notes=tnotes))
-            sec.blocks.append(_config_table(final_runs, searched, sid, space))
+            sec.blocks.append(_config_table(final_runs, searched, sid))
         else:
             sec.blocks.append(Paragraph("No FINISHED final-stage run in this sweep."))
         if len(search.runs):
@@ -156,8 +156,8 @@ class _Context:
             sec.blocks.append(Paragraph("No FINISHED search-stage run in this sweep."))
         self.report.sections.append(sec)
 
-    def _sweep_summary(self, sec: Section, search: Any, sid: str, space: list[str] | None) -> None:
-        s = summarize_sweep(search, evaluator=self.evaluator, space_keys=space, id=f"sweep-{sid}")
+    def _sweep_summary(self, sec: Section, search: Any, sid: str, space: SpaceInfo | None) -> None:
+        s = summarize_sweep(search, evaluator=self.evaluator, space=space, id=f"sweep-{sid}")
         sec.blocks.append(s.best_trials)
         sec.blocks += [Paragraph(n) for n in s.notes]
         imp = s.importances
@@ -165,9 +165,9 @@ class _Context:
             self.has_importances = True
             sec.blocks.append(TextTable(
                 id=f"sweep-{sid}-importances", title="Parameter importances",
-                caption=f"{imp.evaluator} on the {imp.n_trials} full-fidelity search trials (epochs run = "
-                        f"max_epochs, or ended by themselves), objective validation {s.objective}; "
-                        "importances sum to 1.",
+                caption=f"{imp.evaluator} on the {imp.n_trials} full-fidelity search trials (not stopped by "
+                        "the scheduler: stop_reason ≠ scheduler; untagged runs: epochs run = max_epochs or "
+                        f"stopped_early = false), objective validation {s.objective}; importances sum to 1.",
                 headers=("Parameter", "Importance"),
                 rows=tuple((k, f"{v:.3f}") for k, v in imp.values.items()), numeric=(False, True)))
             self._figure(sec, f"importances-{sid}", f"Parameter importances ({imp.evaluator}, "
@@ -218,13 +218,12 @@ class _Context:
             tnotes.append(f"several variants are tagged reference ({', '.join(refs)}); using {reference}")
         if reference is None:
             tnotes.append("no variant is tagged reference=true: no Δ and no significance tests")
-        if self.test == "wilcoxon":
-            n = min(len(vf) for _, vf in variants)
-            tnotes.append(f"with {n} pairs the smallest two-sided exact Wilcoxon p is {stats.min_wilcoxon_p(n):.3g}")
         caption = (f"Test metrics at the best validation epoch; {STD_NOTE}. {UNITS_NOTE}. "
                    + (f"Reference: {reference}." if reference else ""))
         table = ablation_table(variants, reference=reference, id=f"ablation-{sid}", title="Ablation",
                                caption=caption, test=self.test, alpha=self.alpha, notes=tnotes)
+        if self.test == "wilcoxon" and reference:
+            table = _with_wilcoxon_floor(table, self.alpha)
         sec.blocks.append(table)
         if reference:
             sec.blocks.append(pvalue_table(table))
@@ -238,7 +237,7 @@ class _Context:
         tables = []
         for m in ROBUST_METRICS:
             header = metric_spec(m).header
-            t = robustness_table(ref_runs, m, id=f"robust-{sid}-{m}", title=f"Robustness — test {header}",
+            t = robustness_table(ref_runs, m, id=f"robust-{sid}-{slug(m)}", title=f"Robustness — test {header}",
                                  caption=f"Reference variant {reference}, test {header} under test-time "
                                          f"missing-modality corruption (rows: kind-modalities; columns: missing "
                                          f"rate; clean = no corruption); {STD_NOTE}. {UNITS_NOTE}.")
@@ -291,13 +290,28 @@ class _Context:
         self.report.sections.append(sec)
 
 
+def _with_wilcoxon_floor(table: Any, alpha: float) -> Any:
+    """Add a note on the smallest p an exact Wilcoxon test can reach with the pairs at hand."""
+    import dataclasses
+
+    ns = sorted({c.n_pairs for r in table.rows if not r.reference for c in r.cells.values() if c.n_pairs >= 2},
+                reverse=True)
+    if not ns:
+        return table
+    floors = ", ".join(f"{stats.min_wilcoxon_p(n):.3g} with {n} pairs" for n in ns)
+    note = f"smallest two-sided exact Wilcoxon p attainable: {floors}"
+    if stats.min_wilcoxon_p(ns[0]) > alpha:
+        note += f" — above α = {alpha:g}, so no cell can be significant with these seeds"
+    return dataclasses.replace(table, notes=table.notes + (note,))
+
+
 def summarize_searched(search: Any, space: list[str] | None) -> list[str]:
     from reports.sweep_summary import searched_params
 
     return searched_params(search, space) if len(search) else list(space or [])
 
 
-def _config_table(final: Any, searched: list[str], sid: str, space: list[str] | None) -> TextTable:
+def _config_table(final: Any, searched: list[str], sid: str) -> TextTable:
     """The configuration of the final stage: the searched params (all constant params if unknown)."""
     params = [c[len("params."):] for c in final.columns if c.startswith("params.")]
     keys = [p for p in searched if p in params] or [p for p in params if p != "seed"]
@@ -311,8 +325,8 @@ def _config_table(final: Any, searched: list[str], sid: str, space: list[str] | 
                      headers=("Parameter", "Value"), rows=tuple(rows), numeric=(False, False))
 
 
-def _space_keys(uri: str, run_id: str) -> list[str] | None:
-    """Keys of the parent's `search_space.json` artifact (a JSON object), if it has one."""
+def _search_space(uri: str, run_id: str) -> SpaceInfo | None:
+    """The parent's `search_space.json` artifact, parsed; None if absent or unreadable."""
     import os
 
     quiet = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ
@@ -325,7 +339,7 @@ def _space_keys(uri: str, run_id: str) -> list[str] | None:
         with tempfile.TemporaryDirectory() as tmp:
             path = client.download_artifacts(run_id, "search_space.json", tmp)
             data = json.loads(Path(path).read_text())
-        return sorted(data) if isinstance(data, dict) else None
+        return parse_search_space(data)
     except Exception:  # an unreadable artifact only costs the hint; params still tell the space
         return None
     finally:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
 KEPT_STATUS = "FINISHED"
-IDENTITY_TAGS = ("kind", "method", "dataset", "stage", "ablation", "trial_id", "sweep_name")
+IDENTITY_TAGS = ("kind", "method", "dataset", "stage", "ablation", "trial_id", "sweep_name", "stop_reason")
 ID_COLUMNS = ("run_id", "experiment_id", "parent_run_id", "run_name", "status", "start_time", "end_time",
               *IDENTITY_TAGS, "seed", "reference", "stopped_early")
 _INT_RE = re.compile(r"^[+-]?\d+$")
@@ -196,8 +196,14 @@ def resolve_experiment(uri: str, name_or_id: str | None, *, run_id: str | None =
         raise ReportError(f"no MLflow experiment named or with id {name_or_id!r} at {redact(uri)}; "
                           f"available: {_names([e.name for e in available])}")
     if run_id:
-        exp_id = client(uri).get_run(run_id).info.experiment_id
-        return next(e for e in available if e.id == exp_id)
+        try:
+            exp_id = client(uri).get_run(run_id).info.experiment_id
+        except Exception as exc:  # MlflowException: RESOURCE_DOES_NOT_EXIST
+            raise ReportError(f"no run with id {run_id} at {redact(uri)}") from exc
+        for e in available:
+            if e.id == exp_id:
+                return e
+        raise ReportError(f"run {run_id} belongs to experiment {exp_id}, which is deleted")
     mmsa = [e for e in available if e.name.startswith("mmsa-")]
     if len(mmsa) == 1:
         return mmsa[0]

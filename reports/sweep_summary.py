@@ -1,9 +1,13 @@
 """Summary of a sweep's search stage: best trials, parameter importances, history, compute saved.
 
-Selection reads validation only (`best/valid/<objective>`); test metrics never enter here.
+Selection reads validation only (`best/valid/<objective>`); test metrics never enter here. The
+objective is the sweep's own (`metric`/`mode` of its `search_space.json` artifact) when it is a
+`best/valid/<m>` metric, else validation MAE (minimised).
+
 ASHA stops trials at low fidelity and Optuna is told those trials COMPLETED with their last
-value (shared/spec/sweeps.md), so importances use only full-fidelity trials: those that ran
-`max_epochs` epochs, or whose `stopped_early` tag is `false` (they ended on their own — patience).
+value (shared/spec/sweeps.md), so importances use only full-fidelity trials: with a `stop_reason`
+tag (written by `sweeps/`: scheduler | patience | max_epochs) those not stopped by the scheduler;
+without one, those that ran `max_epochs` epochs or whose `stopped_early` tag is `false`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,37 @@ EVALUATORS: Mapping[str, str] = {
 }
 MIN_IMPORTANCE_TRIALS = 3
 NOT_SEARCHED = frozenset({"seed"})  # varies per trial by design; never a hyperparameter
+
+
+@dataclass(frozen=True)
+class SpaceInfo:
+    """What a sweep's `search_space.json` says: searched names, float ranges, objective."""
+
+    names: tuple[str, ...]
+    ranges: Mapping[str, tuple[float, float, bool]] = field(default_factory=dict)  # name -> (low, high, log)
+    metric: str | None = None  # e.g. "best/valid/mae"
+    mode: str | None = None  # "min" | "max"
+
+
+def parse_search_space(data: Any) -> SpaceInfo | None:
+    """Read the `search_space.json` of `sweeps/` ({"params": [{"name", "low", "high", "log"}, ...],
+    "metric", "mode", ...}) or a plain {name: spec} mapping. None when it is neither."""
+    if not isinstance(data, dict):
+        return None
+    params = data.get("params")
+    if isinstance(params, list) and all(isinstance(p, dict) and "name" in p for p in params):
+        ranges = {}
+        for p in params:
+            try:
+                ranges[str(p["name"])] = (float(p["low"]), float(p["high"]), bool(p.get("log", False)))
+            except (KeyError, TypeError, ValueError):
+                pass
+        metric, mode = data.get("metric"), data.get("mode")
+        return SpaceInfo(tuple(str(p["name"]) for p in params), ranges,
+                         metric if isinstance(metric, str) else None, mode if mode in ("min", "max") else None)
+    if data and all(isinstance(k, str) for k in data):
+        return SpaceInfo(tuple(sorted(data)))
+    return None
 
 
 @dataclass(frozen=True)
@@ -76,24 +111,32 @@ def searched_params(frame: Any, space_keys: Sequence[str] | None = None) -> list
 
 
 def full_fidelity_mask(frame: Any) -> list[bool]:
-    """epochs_run == max_epochs, or stopped_early is false (a trial that ended by itself)."""
-    runs = frame["metrics.epochs_run"] if "metrics.epochs_run" in frame.columns else [math.nan] * len(frame)
-    budgets = frame["params.max_epochs"] if "params.max_epochs" in frame.columns else [math.nan] * len(frame)
+    """stop_reason != scheduler when tagged; else epochs_run == max_epochs or stopped_early false."""
+    n = len(frame)
+    runs = frame["metrics.epochs_run"] if "metrics.epochs_run" in frame.columns else [math.nan] * n
+    budgets = frame["params.max_epochs"] if "params.max_epochs" in frame.columns else [math.nan] * n
+    reasons = frame["stop_reason"] if "stop_reason" in frame.columns else [None] * n
     out = []
-    for run, budget, stopped in zip(runs, budgets, frame["stopped_early"]):
+    for run, budget, stopped, reason in zip(runs, budgets, frame["stopped_early"], reasons):
+        if isinstance(reason, str) and reason:
+            out.append(reason != "scheduler")
+            continue
         reached = _finite(run) and _finite(budget) and float(run) >= float(budget)
         ended = stopped is not None and not _isna(stopped) and not bool(stopped)
         out.append(bool(reached or ended))
     return out
 
 
-def summarize_sweep(frame: Any, *, objective: str = "mae", evaluator: str = "ped-anova", top_k: int = 5,
-                    space_keys: Sequence[str] | None = None, id: str = "sweep") -> SweepSummary:
+def summarize_sweep(frame: Any, *, evaluator: str = "ped-anova", top_k: int = 5,
+                    space: SpaceInfo | None = None, id: str = "sweep") -> SweepSummary:
     """Everything the sweep section shows, from the FINISHED `stage=search` runs of one sweep."""
     if evaluator not in EVALUATORS:
         raise ValueError(f"unknown importance evaluator {evaluator!r}; choose one of {sorted(EVALUATORS)}")
+    objective, minimize = "mae", True
+    if space and space.metric and space.metric.startswith("best/valid/"):
+        objective = space.metric[len("best/valid/"):]
+        minimize = space.mode == "min" if space.mode else not metric_spec(objective).higher_is_better
     spec = metric_spec(objective)
-    minimize = not spec.higher_is_better
     col = f"metrics.best/valid/{objective}"
     notes = []
     frame = frame.sort_values("start_time").reset_index(drop=True)
@@ -105,11 +148,12 @@ def summarize_sweep(frame: Any, *, objective: str = "mae", evaluator: str = "ped
     if len(scored) < len(frame):
         notes.append(f"{len(frame) - len(scored)} search trial(s) logged no {col[8:]} and are left out of "
                      "the ranking, the history and the importances")
-    searched = searched_params(frame, space_keys)
+    searched = searched_params(frame, space.names if space else None)
     return SweepSummary(
         objective=col[len("metrics."):], minimize=minimize, searched=tuple(searched),
         best_trials=_best_trials(scored, col, spec, minimize, searched, top_k, id),
-        importances=_importances(scored[scored["_full"]], col, minimize, searched, evaluator, domain=frame),
+        importances=_importances(scored[scored["_full"]], col, minimize, searched, evaluator, domain=frame,
+                                 ranges=space.ranges if space else {}),
         history=tuple(_history(scored, col, minimize)),
         compute=_compute(frame), notes=tuple(notes))
 
@@ -140,9 +184,10 @@ def _best_trials(frame: Any, col: str, spec: Any, minimize: bool, searched: Sequ
 
 
 def _importances(frame: Any, col: str, minimize: bool, searched: Sequence[str], evaluator: str, *,
-                 domain: Any) -> Importances:
-    """Importances over the trials of `frame`; each parameter's distribution spans the values seen
-    in `domain` (all finished trials: the closest thing to the search space the runs record)."""
+                 domain: Any, ranges: Mapping[str, tuple[float, float, bool]]) -> Importances:
+    """Importances over the trials of `frame`. A parameter's distribution is its declared range
+    (search_space.json) when known, else the span of the values seen in `domain` (all finished
+    trials), log-scaled when that span covers two decades."""
     name = EVALUATORS[evaluator]
     n = len(frame)
     if n < MIN_IMPORTANCE_TRIALS:
@@ -159,7 +204,11 @@ def _importances(frame: Any, col: str, minimize: bool, searched: Sequence[str], 
         values = [v for v in domain[f"params.{p}"] if v is not None and not _isna(v)]
         if not values:
             continue
-        if all(isinstance(v, bool) for v in values) or not all(isinstance(v, (int, float)) for v in values):
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        if p in ranges and numeric:
+            lo, hi, log = ranges[p]
+            dists[p] = FloatDistribution(min(lo, *values), max(hi, *values), log=log)
+        elif not numeric:
             dists[p] = CategoricalDistribution(sorted({str(v) for v in values}))
         elif all(isinstance(v, int) for v in values):
             dists[p] = IntDistribution(int(min(values)), int(max(values)))

@@ -1,8 +1,9 @@
 """A real MLflow SQLite store with known values, built once per test session.
 
 Layout (experiment `mmsa-synthetic-mosi`, following docs/ARCHITECTURE.md "MLflow contract"):
-- sweep `hscl-synthetic-s1` (method hscl, search_space.json artifact): 8 FINISHED search trials with
-  params / epochs_run / stopped_early, 1 FAILED trial; final stage of 5 seeds + 1 RUNNING run;
+- sweep `hscl-synthetic-s1` (method hscl, search_space.json artifact in the sweeps/ format): 8 FINISHED
+  search trials with params / epochs_run / stop_reason / stopped_early, 1 FAILED trial; final stage
+  of 5 seeds + 1 RUNNING run;
 - sweep `hscl-synthetic-s0`: an older hscl sweep (2 final seeds) the method comparison must skip;
 - sweep `l1-synthetic-s1` (method l1, no search_space.json): 5 final seeds;
 - ablation `hscl-ablation`: variants full (reference, 5 seeds, robustness metrics), no_supcr_fusion
@@ -28,17 +29,18 @@ DATASET = "synthetic-mosi"
 RATES = (0.1, 0.3, 0.5)
 CORRUPTIONS = ("frames-av", "stream-a")
 
-# trial_id, omega1, tau, batch_size, epochs_run, stopped_early, valid mae
+# trial_id, omega1, omega2, tau, epochs_run, stop_reason (None: an untagged, older run), valid mae
 SEARCH = (
-    ("t0", 0.01, 0.5, 64, 20, False, 0.92),
-    ("t1", 0.1, 0.3, 128, 5, True, 1.10),
-    ("t2", 0.003, 0.7, 32, 20, False, 0.88),
-    ("t3", 0.3, 0.9, 64, 10, True, 1.02),
-    ("t4", 0.02, 0.4, 128, 14, False, 0.85),
-    ("t5", 0.5, 0.2, 32, 5, True, 1.20),
-    ("t6", 0.005, 0.6, 64, 20, False, 0.83),
-    ("t7", 0.05, 0.8, 128, 20, False, 0.90),
+    ("t0", 0.01, 0.1, 0.5, 20, "max_epochs", 0.92),
+    ("t1", 0.1, 0.5, 0.3, 5, "scheduler", 1.10),
+    ("t2", 0.003, 0.05, 0.7, 20, "max_epochs", 0.88),
+    ("t3", 0.3, 0.01, 0.9, 10, "scheduler", 1.02),
+    ("t4", 0.02, 0.2, 0.4, 14, "patience", 0.85),  # full fidelity only by its stop_reason
+    ("t5", 0.5, 0.003, 0.2, 5, "scheduler", 1.20),
+    ("t6", 0.005, 0.08, 0.6, 20, None, 0.83),  # untagged: full by epochs_run == max_epochs
+    ("t7", 0.05, 0.3, 0.8, 20, None, 0.90),
 )
+SPACE = {"omega1": (1e-3, 1.0, True), "omega2": (1e-3, 1.0, True), "tau": (0.05, 1.0, True)}
 MAX_EPOCHS = 20
 BEST = SEARCH[6]
 
@@ -110,8 +112,8 @@ def build_store(root: Path) -> Store:
             client.set_terminated(rid, status, end_time=ts + 500)
         return rid
 
-    def config(**over) -> dict:
-        base = {"method": "hscl", "data": DATASET, "omega1": 0.01, "tau": 0.5, "batch_size": 128,
+    def config(**over) -> dict:  # a few RunConfig fields, as sweeps/tracking.flatten_params logs them
+        base = {"method": "hscl", "data": DATASET, "omega1": 0.01, "omega2": 0.1, "tau": 0.5, "batch_size": 128,
                 "max_epochs": MAX_EPOCHS, "lr_text": 5e-05, "faithful": False, "disabled_losses": "[]",
                 "modalities": "tav"}
         base.update(over)
@@ -127,33 +129,38 @@ def build_store(root: Path) -> Store:
 
     # --- sweep hscl-synthetic-s1 ------------------------------------------------------------------
     p1 = parent("hscl-synthetic-s1", "sweep", "hscl")
-    client.log_text(p1, json.dumps({"omega1": {"type": "loguniform", "low": 1e-3, "high": 1.0},
-                                    "tau": {"type": "uniform", "low": 0.1, "high": 1.0},
-                                    "batch_size": {"type": "choice", "values": [32, 64, 128]}}),
-                    "search_space.json")
-    for i, (tid, omega1, tau, bs, epochs, stopped, vmae) in enumerate(SEARCH):
+    # the format sweeps/tune_runner.py writes
+    client.log_text(p1, json.dumps({
+        "method": "hscl", "objective": "objective", "metric": "best/valid/mae", "mode": "min",
+        "params": [{"name": k, "low": lo, "high": hi, "log": log, "why": "", "distribution": "log-uniform"}
+                   for k, (lo, hi, log) in SPACE.items()],
+        "base_config": config()}), "search_space.json")
+    for i, (tid, omega1, omega2, tau, epochs, reason, vmae) in enumerate(SEARCH):
         valid = _metrics(rng, _base(0.75, vmae, 0.6), 0.0)
         valid["mae"] = vmae
         store.search_valid[tid] = valid
-        child(p1, f"trial-{tid}", tags={"stage": "search", "trial_id": tid, "seed": str(5000 + i),
-                                        "method": "hscl", "stopped_early": str(stopped).lower()},
-              params=config(omega1=omega1, tau=tau, batch_size=bs, seed=5000 + i),
+        tags = {"stage": "search", "trial_id": tid, "seed": str(5000 + i), "method": "hscl"}
+        if reason is not None:
+            tags.update(stop_reason=reason, stopped_early=str(reason != "max_epochs").lower())
+        else:
+            tags.update(stopped_early="false")
+        child(p1, f"trial-{tid}", tags=tags, params=config(omega1=omega1, omega2=omega2, tau=tau, seed=5000 + i),
               best_test=_metrics(rng, _base(0.74, vmae + 0.05, 0.6), 0.01), best_valid=valid,
               extra={"epochs_run": epochs, "best_epoch": max(1, epochs - 3)})
     child(p1, "trial-t8", tags={"stage": "search", "trial_id": "t8", "seed": "5008", "method": "hscl",
                                 "stopped_early": "false"},
-          params=config(omega1=0.9, tau=0.9, batch_size=32, seed=5008), best_test=None,
+          params=config(omega1=0.9, omega2=0.9, tau=0.9, seed=5008), best_test=None,
           extra={"epochs_run": 2}, status="FAILED")
-    _, omega1, tau, bs, *_ = BEST
+    _, omega1, omega2, tau, *_ = BEST
     for seed in SEEDS:
         vals = _metrics(rng, _base(0.78, 0.85, 0.62), 0.012)
         store.values[("final/hscl-synthetic-s1", seed)] = vals
         child(p1, f"final-{seed}", tags={"stage": "final", "seed": str(seed), "method": "hscl",
                                          "stopped_early": "false"},
-              params=config(omega1=omega1, tau=tau, batch_size=bs, seed=seed), best_test=vals,
+              params=config(omega1=omega1, omega2=omega2, tau=tau, seed=seed), best_test=vals,
               best_valid=vals, extra={"epochs_run": 20})
     child(p1, "final-1116", tags={"stage": "final", "seed": "1116", "method": "hscl"},
-          params=config(omega1=omega1, tau=tau, batch_size=bs, seed=1116),
+          params=config(omega1=omega1, omega2=omega2, tau=tau, seed=1116),
           best_test=_metrics(rng, _base(0.1, 3.0, 0.0), 0.0), status="RUNNING")
 
     # --- sweep l1-synthetic-s1 (second method) ----------------------------------------------------
