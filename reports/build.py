@@ -141,6 +141,9 @@ class _Context:
         if len(final_runs):
             method = parent.method or _one(final_runs["method"]) or "?"
             tnotes = [f"seeds: {', '.join(str(s) for s in final_runs['seed'].dropna())}"]
+            if parent.tags.get("best_trial_id"):
+                tnotes.append(f"configuration of search trial {parent.tags['best_trial_id']} (best validation "
+                              f"objective {parent.tags.get('best_objective', '?')})")
             if dropped:
                 tnotes.append(f"{dropped} duplicate run(s) of a seed left out (newest kept)")
             sec.blocks.append(results_table(
@@ -213,6 +216,9 @@ class _Context:
             if dropped:
                 tnotes.append(f"{v}: {dropped} duplicate run(s) of a seed left out (newest kept)")
         refs = sorted(frame.loc[frame["reference"], "ablation"].unique())
+        if not refs and parent.tags.get("reference_variant") in dict(variants):
+            refs = [parent.tags["reference_variant"]]  # the parent's tag, when no run says reference=true
+            tnotes.append(f"reference taken from the parent run's reference_variant tag ({refs[0]})")
         reference = refs[0] if refs else None
         if len(refs) > 1:
             tnotes.append(f"several variants are tagged reference ({', '.join(refs)}); using {reference}")
