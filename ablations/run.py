@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--data", default=None, help="data instead of the spec's: synthetic-mosi, synthetic-mosei, "
                                                 "an MMSA pickle or a converted directory")
     g.add_argument("--seeds", default=None, metavar="S1,S2,...", help="seeds instead of the spec's")
+    g.add_argument("--variants", default=None, metavar="V1,V2,...",
+                   help="run only these variants of the spec (the reference is always kept)")
     g.add_argument("--max-epochs", type=int, default=None, help="= --set max_epochs=N")
     g.add_argument("--text-encoder", default=None, help="= --set text_encoder=X (minilm, tiny, a HF dir)")
     g.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -101,8 +103,9 @@ def spec_from_args(args: argparse.Namespace) -> AblationSpec:
         except ValueError:
             raise AblationSpecError(f"{spec.source} (command line)",
                                     [f"--seeds {args.seeds!r}: expected comma-separated integers"]) from None
-    return spec.with_changes(name=args.name, data=args.data, seeds=seeds, base_set=base_set,
-                             base_sweep=args.base_sweep)
+    variants = None if args.variants is None else [v for v in args.variants.replace(" ", "").split(",") if v]
+    return spec.with_changes(name=args.name, data=args.data, seeds=seeds, variants=variants,
+                             base_set=base_set, base_sweep=args.base_sweep)
 
 
 def main(argv: list[str] | None = None) -> int:

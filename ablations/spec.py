@@ -43,6 +43,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import yaml
 
 from mmsa_core.config import HSCL_LOSS_TERMS, MODALITY_SUBSETS, RunConfig
+from mmsa_core.data.corruption import CORRUPTION_KINDS, Corruption
 from mmsa_core.objectives import METHODS, active_terms, possible_terms
 
 __all__ = [
@@ -55,10 +56,10 @@ DEFAULT_SEEDS: tuple[int, ...] = (1111, 1112, 1113, 1114, 1115)
 DEFAULT_REFERENCE = "full"
 MODALITY_LETTERS = ("t", "a", "v")
 PRESETS = ("mosi", "mosei")
-# Test-time corruptions (mmsa_core.data.corruption.Corruption.kind): drop a rate r of the frames of
-# a stream, or the whole stream for a rate r of the samples.
-CORRUPTION_KINDS: tuple[str, ...] = ("frames", "stream")
-CORRUPTIBLE = ("a", "v")
+# Test-time corruptions: drop a rate r of the frames (tokens) of each listed stream, or the whole
+# stream for a rate r of the samples (mmsa_core.data.corruption, the single source of the kinds).
+CORRUPTIBLE = ("t", "a", "v")
+CORRUPTIBLE_SUBSETS = ("t", "a", "v", "ta", "tv", "av", "tav")
 # `replace: {old: new}` -> the RunConfig change it makes. "Without label information" (hscl.md §5):
 # SupCR is replaced by the unsupervised multi-view InfoNCE on the same views.
 REPLACEMENTS: Mapping[tuple[str, str], Mapping[str, Any]] = {("supcr", "infonce"): {"label_info": "infonce"}}
@@ -66,6 +67,9 @@ CONTRASTIVE_TERMS = ("supcr_ta", "supcr_tv", "supcr_fusion")
 # Fields a spec sets in one place only: the study's method and data are top-level keys, seeds come
 # from `seeds`. Inside a variant, modalities / disabled_losses / label_info have their own keys.
 _TOP_LEVEL_FIELDS = ("method", "data", "seed")
+# Fields that decide the dataset arrays (mmsa_core.trainer.load_run_data): every variant of a study
+# trains on one shared dataset, so they belong in the base, never in a variant.
+DATA_FIELDS = ("data", "text_encoder", "max_text_len", "synthetic_train", "synthetic_valid", "synthetic_test")
 _VARIANT_KEY_FOR = {"modalities": "modalities", "disabled_losses": "disable", "label_info": "replace"}
 _TOP_KEYS = ("name", "description", "method", "data", "preset", "base", "seeds", "reference",
              "variants", "robustness")
@@ -120,17 +124,19 @@ class Robustness:
     """Evaluation-only variants: corrupt `modalities` of the test split at each rate, per kind."""
 
     kinds: tuple[str, ...]
-    modalities: tuple[str, ...]  # canonical subsets of the non-text streams: "a", "v", "av"
+    modalities: tuple[str, ...]  # canonical subsets of "tav" ("a", "v", "av", ...)
     rates: tuple[float, ...]
     seed: int = 0  # seed of the corruption mask (the same mask for every run: a paired comparison)
 
-    def cases(self) -> list[tuple[str, str, float]]:
-        return [(k, m, r) for k in self.kinds for m in self.modalities for r in self.rates]
+    def corruptions(self) -> list[Corruption]:
+        """Every (kind, modalities, rate) setting, as mmsa_core corruptions."""
+        return [Corruption(kind=k, modalities=m, rate=r, seed=self.seed)
+                for k in self.kinds for m in self.modalities for r in self.rates]
 
     @staticmethod
-    def metric_prefix(kind: str, modalities: str, rate: float) -> str:
+    def metric_prefix(corruption: Corruption) -> str:
         """`robust/<kind>-<modalities>/r<rate:.2f>/test/` (docs/ARCHITECTURE.md, MLflow contract)."""
-        return f"robust/{kind}-{modalities}/r{rate:.2f}/test/"
+        return f"robust/{corruption.key}/test/"
 
 
 @dataclass(frozen=True)
@@ -212,14 +218,23 @@ class AblationSpec:
 
     # -- derived specs -----------------------------------------------------------------------------
     def with_changes(self, *, name: str | None = None, data: str | None = None,
-                     seeds: Sequence[int] | None = None, base_set: Mapping[str, Any] | None = None,
+                     seeds: Sequence[int] | None = None, variants: Sequence[str] | None = None,
+                     base_set: Mapping[str, Any] | None = None,
                      base_sweep: str | None = None, resolved_base: RunConfig | None = None,
                      source: str = "command line") -> "AblationSpec":
         """A copy with command-line changes, validated again (an error names `source`).
 
         `base_set` adds base overrides (they apply to every variant; a variant's own delta wins).
+        `variants` keeps only the named variants (the reference is always kept).
         """
         raw = self.to_dict()
+        if variants is not None:
+            unknown = [v for v in variants if v not in self.variant_names()]
+            if unknown:
+                raise AblationSpecError(f"{self.source} (with {source} changes)",
+                                        [f"unknown variant(s) {unknown}; variants: {list(self.variant_names())}"])
+            keep = {self.reference, *variants}
+            raw["variants"] = [v for v in raw["variants"] if v["name"] in keep]
         if name is not None:
             raw["name"] = name
         if data is not None:
@@ -499,6 +514,10 @@ def _parse_variant(item: Any, index: int, add) -> Variant | None:
         overrides = {}
     overrides = dict(overrides)
     _check_fields(overrides, f"{where}: overrides", add, forbidden=_TOP_LEVEL_FIELDS)
+    shared = [k for k in DATA_FIELDS if k in overrides and k not in _TOP_LEVEL_FIELDS]
+    if shared:
+        add(f"{where}: overrides {shared}: these decide the dataset, which all variants of a study "
+            "share; set them in `base:` (or with --set)")
     for fld, key in _VARIANT_KEY_FOR.items():
         if fld in overrides and item.get(key):
             add(f"{where}: sets {fld} both in overrides and through `{key}:`; use `{key}:` only")
@@ -524,20 +543,19 @@ def _parse_robustness(block: Any, add) -> Robustness | None:
             if k not in CORRUPTION_KINDS:
                 add(f"{where}: unknown corruption kind {k!r}; valid kinds: {list(CORRUPTION_KINDS)} "
                     "(frames: a rate r of each stream's frames go missing; stream: the whole stream "
-                    "goes missing for a rate r of the samples)")
+                    "goes missing in a rate r of the samples)")
             elif k not in ok_kinds:
                 ok_kinds.append(k)
     mods = block.get("modalities")
     mods = [mods] if isinstance(mods, str) else mods
     ok_mods: list[str] = []
-    subsets = ("a", "v", "av")
+    subsets = CORRUPTIBLE_SUBSETS
     if not isinstance(mods, list) or not mods:
-        add(f"{where}: modalities must be a non-empty list of non-text streams to corrupt; "
-            f"valid: {list(subsets)}")
+        add(f"{where}: modalities must be a non-empty list of streams to corrupt; valid: {list(subsets)}")
     else:
         for m in mods:
             c = _parse_modalities(m, f"{where}: modalities", add, letters=CORRUPTIBLE, subsets=subsets,
-                                  note="only the acoustic and visual streams can be corrupted")
+                                  note="t: text tokens masked / text reduced to [CLS] [SEP]")
             if c is not None and c not in ok_mods:
                 ok_mods.append(c)
     rates = block.get("rates")

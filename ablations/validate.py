@@ -42,7 +42,7 @@ def describe(spec: AblationSpec) -> str:
     if spec.robustness is not None:
         r = spec.robustness
         lines.append(f"  robustness on {spec.reference!r}: kinds {list(r.kinds)}, modalities "
-                     f"{list(r.modalities)}, rates {list(r.rates)} ({len(r.cases())} evaluations per run)")
+                     f"{list(r.modalities)}, rates {list(r.rates)} ({len(r.corruptions())} evaluations per run)")
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ import pytest
 from ablations.spec import (DEFAULT_SEEDS, AblationSpecError, Robustness, load_spec, parse_spec,
                             shipped_specs)
 from mmsa_core.config import HSCL_LOSS_TERMS, RunConfig
+from tests.ablations.conftest import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = shipped_specs()
@@ -97,6 +98,10 @@ def test_command_line_changes_apply_to_the_base_and_are_validated(tmp_path):
     assert changed.name == "x" and changed.seeds == (1, 2)
     assert changed.config("full").max_epochs == 3 and changed.config("small").max_epochs == 7
     assert changed.source == spec.source
+    only = spec.with_changes(variants=["small"], source="command line")
+    assert only.variant_names() == ("full", "small")  # the reference is always kept
+    with pytest.raises(AblationSpecError, match=r"unknown variant\(s\) \['big'\]"):
+        spec.with_changes(variants=["big"])
     with pytest.raises(AblationSpecError, match=r"unknown configuration field\(s\) \['max_epoch'\]"):
         spec.with_changes(base_set={"max_epoch": 3})
     with pytest.raises(AblationSpecError, match="command line"):
@@ -193,6 +198,11 @@ def test_fields_with_their_own_key(tmp_path):
     assert "variant 'm': sets modalities both in overrides and through `modalities:`" in str(e)
 
 
+def test_data_fields_belong_to_the_base(tmp_path):
+    e = error_of(tmp_path, "variants: [{name: full}, {name: big, overrides: {text_encoder: minilm}}]\n")
+    assert "variant 'big': overrides ['text_encoder']" in str(e) and "set them in `base:`" in str(e)
+
+
 def test_missing_reference(tmp_path):
     e = error_of(tmp_path, "variants: [{name: all}, {name: t, modalities: t}]\n")
     assert "reference variant 'full' is not among the variants ['all', 't']" in str(e)
@@ -233,10 +243,10 @@ def test_bad_rates(tmp_path, rates, says):
 def test_bad_robustness_kind_and_modality(tmp_path):
     e = error_of(tmp_path, """
         variants: [full]
-        robustness: {kinds: [noise], modalities: [t, av], rates: [0.5]}
+        robustness: {kinds: [noise], modalities: [x, av], rates: [0.5]}
     """)
     assert "unknown corruption kind 'noise'; valid kinds: ['frames', 'stream']" in str(e)
-    assert "unknown modality 't'" in str(e) and "valid subsets: ['a', 'v', 'av']" in str(e)
+    assert "unknown modality 'x'" in str(e) and "'tav']" in str(e)
 
 
 def test_robustness_needs_the_stream_on_the_reference(tmp_path):
@@ -275,8 +285,10 @@ def test_base_from_a_sweep_is_checked_for_shape(tmp_path):
 
 
 def test_robustness_metric_names_follow_the_contract():
-    assert Robustness.metric_prefix("frames", "av", 0.3) + "mae" == "robust/frames-av/r0.30/test/mae"
-    assert Robustness.metric_prefix("stream", "a", 0.5) == "robust/stream-a/r0.50/test/"
+    r = Robustness(kinds=("frames", "stream"), modalities=("av", "a"), rates=(0.3, 0.5), seed=0)
+    names = [Robustness.metric_prefix(c) + "mae" for c in r.corruptions()]
+    assert len(names) == 8 and "robust/frames-av/r0.30/test/mae" in names
+    assert "robust/stream-a/r0.50/test/mae" in names
 
 
 # --- command line ----------------------------------------------------------------------------------
@@ -312,3 +324,14 @@ def test_validate_cli_lists_problems(tmp_path):
     assert out.returncode == 1
     assert "variant 'x'" in out.stderr and "unknown modality 'q'" in out.stderr
     assert "study 'quickstart'" in out.stdout
+
+
+def test_run_cli_refuses_an_invalid_spec_before_anything_runs(ablation_env, tmp_path):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("variants: [{name: full}, {name: x, modalities: tq, disable: [supcr_fuse]}]\n")
+    storage = tmp_path / "runs"
+    out = run_cli([str(spec), "--storage-path", str(storage)], ablation_env, timeout=120)
+    assert out.returncode == 2
+    assert str(spec) in out.stdout and "variant 'x'" in out.stdout
+    assert "unknown modality 'q'" in out.stdout and "unknown loss term 'supcr_fuse'" in out.stdout
+    assert not storage.exists(), "nothing may be created for an invalid spec"
