@@ -151,8 +151,8 @@ class Tracker:
         run = self.client.create_run(experiment_id, run_name=run_name, tags=all_tags)
         runs = self._search(experiment_id, self._child_filter(parent_run_id, run_key))
         kept = self._dedupe(runs, run)
-        self._log_params(kept.info.run_id, params, kept.data.params if kept is not run else {})
-        return kept.info.run_id, kept is not run
+        self._log_params(kept.info.run_id, params, kept.data.params)
+        return kept.info.run_id, kept.info.run_id != run.info.run_id
 
     def children(self, experiment_id: str, parent_run_id: str, *, stage: str | None = None) -> list[Run]:
         filt = f"tags.`{MLFLOW_PARENT_RUN_ID}` = {_quote(parent_run_id)}"

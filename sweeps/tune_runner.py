@@ -563,7 +563,7 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
     mode = obj.mode_for(base.select_metric)
 
     # 1. everything that can fail before a trial exists
-    ensure_dir(cfg.sweep_dir)
+    ensure_dir(os.path.dirname(cfg.sweep_dir))  # the storage path (the sweep dir comes later)
     if uri.startswith("sqlite:///"):
         ensure_dir(os.path.dirname(uri[len("sqlite:///"):]) or ".")
     data = prepare_data(base)

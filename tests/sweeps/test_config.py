@@ -1,0 +1,99 @@
+"""SweepConfig: validation, smoke defaults, configuration hash, base RunConfig."""
+
+from __future__ import annotations
+
+import pytest
+
+from sweeps.config import (DEFAULT_FINAL_SEEDS, GridRun, SweepConfig, TrialResources, data_name,
+                           gpu_fraction_problems, smoke_config)
+from sweeps.spaces import SPACES
+
+
+def test_defaults_are_the_paper_and_name_is_derived():
+    cfg = SweepConfig()
+    assert cfg.name == "hscl-synthetic-mosi"
+    assert cfg.final_seeds == DEFAULT_FINAL_SEEDS == (1111, 1112, 1113, 1114, 1115)
+    base = cfg.base_run_config()
+    assert (base.omega1, base.omega2, base.alpha, base.tau) == (0.01, 0.1, 0.1, 0.5)
+    assert base.max_epochs == 20 and base.text_encoder == "minilm"
+
+
+def test_mosei_preset_is_picked_from_the_data_name():
+    assert SweepConfig(data="synthetic-mosei").base_run_config().omega2 == 0.05
+    assert SweepConfig(data="/d/mosei_unaligned_50.pkl").base_run_config().lr_text == 1e-5
+    assert SweepConfig(data="synthetic-mosei", preset="mosi").base_run_config().omega2 == 0.1
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ValueError) as err:
+        SweepConfig(num_samples=0, sampler="cmaes", gpus_per_trial=0.3, final_seeds=(1, 1),
+                    asha_reduction_factor=1)
+    text = str(err.value)
+    for part in ("num_samples=0", "sampler='cmaes'", "gpus_per_trial=0.3", "duplicates",
+                 "asha_reduction_factor=1"):
+        assert part in text
+
+
+def test_bad_override_names_the_valid_fields():
+    with pytest.raises(ValueError, match="unknown configuration field.*omegaa"):
+        SweepConfig(overrides={"omegaa": 1})
+    with pytest.raises(ValueError, match="batch_size"):
+        SweepConfig(overrides={"batch_size": 0})
+
+
+def test_overriding_a_searched_field_is_refused():
+    with pytest.raises(ValueError, match="searched"):
+        SweepConfig(overrides={"tau": 0.3})
+    SweepConfig(overrides={"lr_text": 1e-5})  # only searched with search_lr_dropout
+    with pytest.raises(ValueError, match="searched"):
+        SweepConfig(overrides={"lr_text": 1e-5}, search_lr_dropout=True)
+
+
+@pytest.mark.parametrize("gpus,ok", [(0, True), (0.25, True), (0.5, True), (1 / 3, True),
+                                     (0.3, False), (1, True), (2, True), (1.5, False), (-1, False)])
+def test_gpu_fractions_must_divide_a_gpu(gpus, ok):
+    assert (gpu_fraction_problems(gpus) == []) is ok
+
+
+def test_smoke_config_is_small_and_explicit_values_win():
+    cfg = smoke_config()
+    base = cfg.base_run_config()
+    assert cfg.smoke and base.text_encoder == "tiny" and base.synthetic_train == 128
+    assert cfg.num_samples * base.max_epochs <= 12 and len(cfg.final_seeds) == 2
+    cfg2 = smoke_config(num_samples=5, overrides={"batch_size": 16})
+    assert cfg2.num_samples == 5 and cfg2.base_run_config().batch_size == 16
+    assert cfg2.base_run_config().synthetic_train == 128
+
+
+def test_hash_ignores_runtime_fields_but_not_what_is_searched():
+    space = SPACES["hscl"].describe()
+    a = SweepConfig(name="a")
+    h = a.config_hash(space)
+    assert SweepConfig(name="b", storage_path="/x", cpus_per_trial=2, gpus_per_trial=0.5,
+                       max_concurrent=3, tracking_uri="sqlite:////tmp/m.db").config_hash(space) == h
+    assert SweepConfig(name="a", num_samples=7).config_hash(space) != h
+    assert SweepConfig(name="a", sampler="gp").config_hash(space) != h
+    assert SweepConfig(name="a", overrides={"batch_size": 64}).config_hash(space) != h
+    assert a.config_hash(SPACES["hscl"].describe(True)) != h
+
+
+def test_data_name_matches_dataset_naming():
+    assert data_name("synthetic-mosi") == "synthetic-mosi"
+    assert data_name("/data/MOSI/mosi_utt.pkl") == "mosi_utt"
+    assert data_name("/data/MOSI/converted_dir/") == "converted_dir"
+
+
+def test_names_and_uris_are_checked():
+    with pytest.raises(ValueError, match="name"):
+        SweepConfig(name="a/b")
+    with pytest.raises(ValueError, match="tracking_uri"):
+        SweepConfig(tracking_uri="./mlruns")
+
+
+def test_grid_value_types():
+    with pytest.raises(ValueError):
+        TrialResources(cpu=0)
+    with pytest.raises(ValueError):
+        TrialResources(gpu=0.3)
+    run = GridRun(key="final-seed1", config=SweepConfig().base_run_config(), tags={"stage": "final"})
+    assert run.name == "" and run.tags["stage"] == "final"

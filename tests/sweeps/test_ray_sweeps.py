@@ -1,0 +1,188 @@
+"""Real local Ray, real MLflow stores: the sweep's "done when" checks (all `slow`).
+
+Each test runs `python sweeps/hscl.py --smoke ...` (tiny encoder, small synthetic data) in its own
+process session on a 2-CPU local Ray, then reads the MLflow store and the Optuna journal.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from mmsa_core.config import RunConfig
+from tests.sweeps.conftest import (REPO, free_port, journal_trials, kill_session, run_cli, store,
+                                   wait_for)
+
+pytestmark = pytest.mark.slow
+SMOKE = ["--smoke", "--num-cpus", "2"]
+SEARCHED = ("omega1", "omega2", "alpha", "tau")
+
+
+def check_sweep(uri: str, sweep_dir: str, *, name: str, num_samples: int, seeds: list[int],
+                failed: int = 0):
+    """The MLflow contract and the journal of one finished sweep; returns (client, search runs)."""
+    client, parents, search, final = store(uri)
+    parents = [p for p in parents if p.data.tags["sweep_name"] == name]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    tags = parent.data.tags
+    for key in ("method", "dataset", "sampler", "sampler_seed", "code_version", "config_hash"):
+        assert tags.get(key), key
+    assert tags["kind"] == "sweep" and tags["method"] == "hscl" and tags["dataset"] == "synthetic-mosi"
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"search_space.json", "best_config.json", "final_summary.json"} <= artifacts
+    search = [r for r in search if r.data.tags["mlflow.parentRunId"] == parent.info.run_id]
+    final = [r for r in final if r.data.tags["mlflow.parentRunId"] == parent.info.run_id]
+    assert len(search) == num_samples
+    assert sorted(int(r.data.tags["seed"]) for r in final) == sorted(seeds)
+    statuses = [r.info.status for r in search + final]
+    assert statuses.count("FAILED") == failed and statuses.count("FINISHED") == len(statuses) - failed
+    assert len({r.data.tags["trial_id"] for r in search}) == num_samples
+    configs = {tuple(r.data.params[k] for k in SEARCHED) for r in search}
+    assert len(configs) == num_samples  # no configuration asked twice
+    for run in search + final:
+        t = run.data.tags
+        assert t["sweep_name"] == name and t["method"] == "hscl" and "run_key" in t
+        if run.info.status == "FINISHED":
+            assert t["stopped_early"] in ("true", "false") and t["stop_reason"]
+            m = run.data.metrics
+            for key in ("valid/mae", "test/mae", "train/loss", "best/valid/mae", "best/test/mae",
+                        "best/test/acc2_non0", "best_epoch", "epochs_run"):
+                assert key in m, key
+        assert set(run.data.params) == set(RunConfig.field_names()) and run.data.params["text_encoder"] == "tiny"
+    for run in final:  # the final stage has no scheduler: every seed runs all epochs
+        assert run.data.tags["stop_reason"] in ("max_epochs", "patience")
+        assert run.data.params["omega1"] == final[0].data.params["omega1"]
+    # the Optuna journal holds every trial, each finished
+    study_name, trials = journal_trials(os.path.join(sweep_dir, "optuna_journal.log"))
+    assert study_name == tags["study_name"]
+    assert [t.state.name for t in trials].count("RUNNING") == 0
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len(complete) == num_samples - failed
+    assert {tuple(str(t.params[k]) for k in SEARCHED) for t in trials if t.state.name != "FAIL"} <= configs
+    best = json.loads(open(os.path.join(sweep_dir, "best_config.json")).read())
+    assert best["objective"] == min(t.value for t in complete)
+    return client, search
+
+
+def test_faulty_trials_are_retried_or_failed_and_the_sweep_finishes(sweep_env, tmp_path):
+    """One trial raises once (retried from its checkpoint), one always (FAILED with the error)."""
+    runs = tmp_path / "runs"
+    uri = f"sqlite:///{runs}/mlflow.db"
+    fault = (f"trial=*,epoch=1,times=-1,marker={tmp_path}/always;"
+             f"trial=*,epoch=2,times=1,marker={tmp_path}/once")
+    out = run_cli([*SMOKE, "--name", "faulty", "--storage-path", str(runs), "--tracking-uri", uri,
+                   "--asha-grace-period", "3", "--final-seeds", "1111", "--max-failures", "1",
+                   "--inject-fault", fault], sweep_env, log=tmp_path / "log.txt")
+    assert out.returncode == 0, out.stdout[-5000:]
+    client, search = check_sweep(uri, str(runs / "faulty"), name="faulty", num_samples=3,
+                                 seeds=[1111], failed=1)
+    failed = [r for r in search if r.info.status == "FAILED"]
+    assert "InjectedFault" in failed[0].data.tags["error"]
+    assert failed[0].data.tags["trial_id"] == open(tmp_path / "always" / "claimed-by").read()
+    retried_key = open(tmp_path / "once" / "claimed-by").read()
+    retried = [r for r in search if r.data.tags["run_key"] == retried_key][0]
+    assert retried.info.status == "FINISHED"
+    assert retried.data.tags["resumed_from_epoch"] == "1"  # restarted from its epoch-1 checkpoint
+    steps = [m.step for m in client.get_metric_history(retried.info.run_id, "valid/mae")]
+    assert steps == [1, 2, 3]
+
+
+def test_killed_driver_resumes_with_no_trial_lost_or_repeated(sweep_env, tmp_path):
+    runs = tmp_path / "runs"
+    uri = f"sqlite:///{runs}/mlflow.db"
+    args = [*SMOKE, "--name", "killed", "--num-samples", "4", "--storage-path", str(runs),
+            "--tracking-uri", uri, "--final-seeds", "1111"]
+    proc = subprocess.Popen(["python", "sweeps/hscl.py", *args], cwd=REPO, env=sweep_env,
+                            stdout=open(tmp_path / "first.log", "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        wait_for(lambda: glob.glob(str(runs / "killed" / "search" / "trial_*" / "checkpoint_*")),
+                 240, "a first search checkpoint")
+        state = json.loads((runs / "killed" / "sweep.json").read_text())
+        assert state["stages_done"] == []  # killed mid-search
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        kill_session(proc.pid)  # the killed driver's orphaned Ray processes
+    _, _, search, _ = store(uri)
+    assert any(r.info.status == "RUNNING" for r in search)  # what the kill left behind
+    out = run_cli(args, sweep_env, log=tmp_path / "second.log")
+    assert out.returncode == 0, out.stdout[-5000:]
+    assert "resuming the search stage" in out.stdout
+    check_sweep(uri, str(runs / "killed"), name="killed", num_samples=4, seeds=[1111])
+    out = run_cli(args, sweep_env, log=tmp_path / "third.log")  # a finished sweep is not re-run
+    assert out.returncode == 0
+    check_sweep(uri, str(runs / "killed"), name="killed", num_samples=4, seeds=[1111])
+
+
+def test_ray_job_submit_to_a_real_head_node(sweep_env, tmp_path):
+    """`ray start --head` on 127.0.0.1, `ray job submit --working-dir .`, then the store."""
+    env = dict(sweep_env)
+    port, dash, client_port = free_port(), free_port(), free_port()
+    runs = tmp_path / "runs"
+    uri = f"sqlite:///{runs}/mlflow.db"
+    head = subprocess.Popen(
+        ["ray", "start", "--head", "--node-ip-address", "127.0.0.1", "--dashboard-host", "127.0.0.1",
+         "--port", str(port), "--dashboard-port", str(dash), "--ray-client-server-port", str(client_port),
+         "--num-cpus", "2", "--disable-usage-stats", "--temp-dir", env["RAY_TMPDIR"]],
+        env=env, stdout=open(tmp_path / "head.log", "w"), stderr=subprocess.STDOUT,
+        start_new_session=True)
+    try:
+        assert head.wait(120) == 0, (tmp_path / "head.log").read_text()[-3000:]
+        wait_for(lambda: _http_ok(f"http://127.0.0.1:{dash}/api/version"), 60, "the job server")
+        for _ in range(30):  # the job agent starts a little after the dashboard answers
+            job = subprocess.run(
+                ["ray", "job", "submit", "--address", f"http://127.0.0.1:{dash}", "--working-dir", ".",
+                 "--", "python", "sweeps/hscl.py", "--smoke", "--name", "job", "--tracking-uri", uri,
+                 "--storage-path", str(runs)],
+                cwd=REPO, env=env, capture_output=True, text=True, timeout=480)
+            if "No available agent" not in job.stderr:
+                break
+            time.sleep(2)
+        (tmp_path / "job.log").write_text(job.stdout + job.stderr)
+        assert job.returncode == 0 and "succeeded" in job.stdout, (job.stdout + job.stderr)[-5000:]
+    finally:
+        kill_session(head.pid)  # by PID: `ray stop` would stop every Ray on this machine
+    check_sweep(uri, str(runs / "job"), name="job", num_samples=3, seeds=[1111, 1112])
+
+
+def test_smoke_sweep_against_an_mlflow_server(sweep_env, tmp_path):
+    """The plain `--smoke` command, logging to a real `mlflow server` (HTTP, proxied artifacts)."""
+    port = free_port()
+    server = subprocess.Popen(
+        ["mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1",
+         "--port", str(port)],
+        env=sweep_env, stdout=open(tmp_path / "server.log", "w"), stderr=subprocess.STDOUT,
+        start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _http_ok(f"{uri}/health"), 120, "mlflow server")
+        runs = tmp_path / "runs"
+        start = time.time()
+        out = run_cli(["--smoke", "--num-cpus", "2", "--storage-path", str(runs), "--tracking-uri", uri],
+                      sweep_env, log=tmp_path / "sweep.log")
+        assert out.returncode == 0, out.stdout[-5000:]
+        print(f"smoke sweep took {time.time() - start:.0f}s")
+        check_sweep(uri, str(runs / "hscl-synthetic-mosi"), name="hscl-synthetic-mosi",
+                    num_samples=3, seeds=[1111, 1112])
+        assert (tmp_path / "artifacts").exists()  # artifacts went through the server
+    finally:
+        kill_session(server.pid)  # mlflow server may ignore SIGTERM
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status == 200
+    except OSError:
+        return False
