@@ -190,7 +190,7 @@ def validate_only(spec: AblationSpec, opts: RunOptions) -> str:
             from sweeps.tracking import Tracker
 
             spec = resolve_sweep_base(spec, Tracker(uri))
-            notes.append(f"base: best configuration of sweep {spec.base_sweep!r} ({uri})")
+            notes.append(f"base resolved from the MLflow store {uri}")
     return "\n".join([describe(spec), *notes, "valid: nothing was run (--validate-only)"])
 
 
@@ -320,6 +320,7 @@ def resolve_sweep_base(spec: AblationSpec, tracker: "Tracker") -> AblationSpec:
     if parent is None:
         raise AblationRunError(f"{spec.source}: base sweep {name!r} not found at {tracker.tracking_uri}; "
                                f"sweeps there: {sorted(set(available)) or '(none)'}")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         local = client.download_artifacts(parent.info.run_id, "best_config.json")
         with open(local) as f:

@@ -25,7 +25,12 @@ from ablations.spec import AblationSpec, AblationSpecError, load_spec, shipped_s
 def describe(spec: AblationSpec) -> str:
     """A few lines: study, base, seeds, and each variant's delta from the reference."""
     ref = spec.config(spec.reference).to_dict()
-    base = f"sweep {spec.base_sweep!r} (resolved at run time)" if spec.base_sweep else f"preset {spec.preset}"
+    if spec.base_sweep is None:
+        base = f"preset {spec.preset}"
+    elif spec.resolved_base is None:
+        base = f"sweep {spec.base_sweep!r} (its best configuration, resolved at run time)"
+    else:
+        base = f"best configuration of sweep {spec.base_sweep!r}"
     if spec.base_overrides:
         base += " + " + ", ".join(f"{k}={v}" for k, v in spec.base_overrides.items())
     lines = [f"{spec.source}: study {spec.name!r} — {spec.method} on {spec.data}; base: {base}",
