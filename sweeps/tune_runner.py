@@ -76,6 +76,18 @@ class SweepValidationError(ValueError):
     """The sweep cannot start (data, configuration, resources); nothing was launched."""
 
 
+class SweepInterrupted(RuntimeError):
+    """Tune stopped before every trial ended (Ctrl-C): the state is saved, re-run to resume."""
+
+
+def _require_complete(grid: Any, expected: int, what: str) -> None:
+    """`Tuner.fit` returns normally after Ctrl-C; never treat a partial result as final."""
+    ended = grid.num_terminated + grid.num_errors
+    if len(grid) < expected or ended < len(grid):
+        raise SweepInterrupted(f"{what} was interrupted before all of its trials ended; its state "
+                               f"is saved")
+
+
 # =============================================================================================
 # driver helpers: data, Ray, resources
 
@@ -336,8 +348,9 @@ class StatusCallback(tune.Callback):
 
     FINISHED (with ``stop_reason``/``stopped_early`` tags; an ASHA-stopped trial is FINISHED with
     ``stopped_early=true, stop_reason=scheduler``) or FAILED with the error text in the ``error``
-    tag. At experiment end every trial is reconciled once more (restored runs included).
-    Errors here are logged, never raised: bookkeeping must not kill the sweep.
+    tag. Errors here are logged, never raised: bookkeeping must not kill the sweep. (No
+    ``on_experiment_end`` pass: after Ctrl-C Tune marks interrupted trials TERMINATED there;
+    `_reconcile` does that pass after a *complete* ``fit`` instead.)
     """
 
     def __init__(self, target: TrackingTarget, max_epochs: int) -> None:
@@ -351,23 +364,39 @@ class StatusCallback(tune.Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._finish(trial, error=_error_text(trial))
 
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        for trial in trials:
-            if trial.status == "ERROR":
-                self._finish(trial, error=_error_text(trial), only_if_open=True)
-            elif trial.status == "TERMINATED":
-                self._finish(trial, error=None, only_if_open=True)
-
-    def _finish(self, trial: Any, *, error: str | None, only_if_open: bool = False) -> None:
+    def _finish(self, trial: Any, *, error: str | None) -> None:
         try:
             _finish_trial(self.tracker, self.target, trial, error=error,
-                          max_epochs=self.max_epochs, only_if_open=only_if_open)
+                          max_epochs=self.max_epochs)
         except Exception as exc:  # noqa: BLE001 - reconciled again after fit
             log.warning("could not set the MLflow status of trial %s: %s", trial.trial_id, exc)
 
 
+def _reconcile(tracker: Tracker, target: TrackingTarget, grid: Any, max_epochs: int) -> None:
+    """After a complete fit: give every child still open the status its trial ended with.
+
+    Covers trials whose callback never ran (the driver died between a trial's end and the
+    callback, then the experiment was restored with that trial already TERMINATED).
+    """
+    for res in grid:
+        config = res.config or {}
+        key = config["_run"]["key"] if "_run" in config else (res.metrics or {}).get("trial_id")
+        if not key:
+            continue
+        run = tracker.find_child(target.experiment_id, target.parent_run_id, key)
+        if run is None or run.info.status in TERMINAL_STATUSES:
+            continue
+        if res.error is not None:
+            tracker.finish(run.info.run_id, "FAILED",
+                           tags={"error": str(res.error)[-4000:], "stopped_early": "false"})
+        else:
+            reason = obj.stop_reason(res.metrics or {}, max_epochs)
+            tracker.finish(run.info.run_id, "FINISHED", tags={
+                "stop_reason": reason, "stopped_early": str(reason != "max_epochs").lower()})
+
+
 def _finish_trial(tracker: Tracker, target: TrackingTarget, trial: Any, *, error: str | None,
-                  max_epochs: int, only_if_open: bool) -> None:
+                  max_epochs: int) -> None:
     key = _trial_key(trial)
     run = tracker.find_child(target.experiment_id, target.parent_run_id, key)
     if run is None:
@@ -381,11 +410,8 @@ def _finish_trial(tracker: Tracker, target: TrackingTarget, trial: Any, *, error
             tags={**target.tags, "stage": spec["tags"].get("stage", "search"),
                   "trial_id": trial.trial_id, **spec["tags"]},
             params=flatten_params(spec["config"]))
-        status = None
     else:
-        run_id, status = run.info.run_id, run.info.status
-    if only_if_open and status in TERMINAL_STATUSES:
-        return
+        run_id = run.info.run_id
     if error is not None:
         tracker.finish(run_id, "FAILED", tags={"error": error, "stopped_early": "false"})
         return
@@ -453,6 +479,8 @@ def run_grid(runs: Sequence[GridRun], *, data: "MSADataset | DatasetRef", target
                                             max_epochs=max_epochs, max_failures=max_failures,
                                             verbose=verbose))
         grid = tuner.fit()
+        _require_complete(grid, len(todo), f"grid {name!r}")
+        _reconcile(tracker, target, grid, max_epochs)
         for res in grid:
             spec = (res.config or {}).get("_run")
             if spec is None:
@@ -637,7 +665,7 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
                          "final_summary.json")
         status = "FINISHED"
         return result
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SweepInterrupted):
         status = "KILLED"
         raise
     finally:
@@ -677,6 +705,8 @@ def _search(cfg: SweepConfig, *, base: "RunConfig", mode: str, shared: DatasetRe
                                         max_epochs=base.max_epochs, max_failures=cfg.max_failures,
                                         verbose=cfg.verbose))
     grid = tuner.fit()
+    _require_complete(grid, cfg.num_samples, f"the search stage of {cfg.name!r}")
+    _reconcile(tracker, target, grid, base.max_epochs)
     _close_ghost_trials(study_name, journal)
     _kill_stage(tracker, target, "search")
     best = None

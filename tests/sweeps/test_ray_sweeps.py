@@ -96,30 +96,52 @@ def test_faulty_trials_are_retried_or_failed_and_the_sweep_finishes(sweep_env, t
     assert steps == [1, 2, 3]
 
 
-def test_killed_driver_resumes_with_no_trial_lost_or_repeated(sweep_env, tmp_path):
+def _start_and_signal(args, env, log, checkpoints_glob, sig, seen=()):
+    """Start the sweep, wait for a new search checkpoint, send `sig` to the driver; return rc."""
+    proc = subprocess.Popen(["python", "sweeps/hscl.py", *args], cwd=REPO, env=env,
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: set(glob.glob(checkpoints_glob)) - set(seen), 240, "a new search checkpoint")
+        os.kill(proc.pid, sig)
+        return proc.wait(120)
+    finally:
+        kill_session(proc.pid)  # the driver's orphaned Ray processes, by PID
+
+
+def test_interrupted_and_killed_driver_resumes_with_no_trial_lost_or_repeated(sweep_env, tmp_path):
+    """Ctrl-C, then SIGKILL mid-search; each re-run of the same command continues the sweep."""
     runs = tmp_path / "runs"
     uri = f"sqlite:///{runs}/mlflow.db"
     args = [*SMOKE, "--name", "killed", "--num-samples", "4", "--storage-path", str(runs),
             "--tracking-uri", uri, "--final-seeds", "1111"]
-    proc = subprocess.Popen(["python", "sweeps/hscl.py", *args], cwd=REPO, env=sweep_env,
-                            stdout=open(tmp_path / "first.log", "w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        wait_for(lambda: glob.glob(str(runs / "killed" / "search" / "trial_*" / "checkpoint_*")),
-                 240, "a first search checkpoint")
-        state = json.loads((runs / "killed" / "sweep.json").read_text())
-        assert state["stages_done"] == []  # killed mid-search
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        kill_session(proc.pid)  # the killed driver's orphaned Ray processes
-    _, _, search, _ = store(uri)
-    assert any(r.info.status == "RUNNING" for r in search)  # what the kill left behind
-    out = run_cli(args, sweep_env, log=tmp_path / "second.log")
+    ckpts = str(runs / "killed" / "search" / "trial_*" / "checkpoint_*")
+
+    # 1. Ctrl-C: Tune saves its state and stops; the sweep exits 130, nothing left RUNNING, and
+    #    no interrupted trial is reported FINISHED.
+    rc = _start_and_signal(args, sweep_env, tmp_path / "first.log", ckpts, signal.SIGINT)
+    assert rc == 130, (tmp_path / "first.log").read_text()[-3000:]
+    client, parents, search, _ = store(uri)
+    assert parents[0].info.status == "KILLED"
+    assert not [r for r in search if r.info.status == "RUNNING"]
+    ended = {r.info.run_id: r.data.metrics.get("epochs_run") for r in search if r.info.status == "FINISHED"}
+
+    # 2. SIGKILL: nothing is saved on the way out; runs stay RUNNING until the re-run.
+    seen = glob.glob(ckpts)
+    _start_and_signal(args, sweep_env, tmp_path / "second.log", ckpts, signal.SIGKILL, seen)
+    assert json.loads((runs / "killed" / "sweep.json").read_text())["stages_done"] == []
+
+    # 3. the same command finishes the sweep
+    out = run_cli(args, sweep_env, log=tmp_path / "third.log")
     assert out.returncode == 0, out.stdout[-5000:]
     assert "resuming the search stage" in out.stdout
-    check_sweep(uri, str(runs / "killed"), name="killed", num_samples=4, seeds=[1111])
-    out = run_cli(args, sweep_env, log=tmp_path / "third.log")  # a finished sweep is not re-run
+    client, search = check_sweep(uri, str(runs / "killed"), name="killed", num_samples=4, seeds=[1111])
+    for run in search:  # trials that had ended before the Ctrl-C were not run again
+        if run.info.run_id in ended:
+            assert run.data.metrics.get("epochs_run") == ended[run.info.run_id]
+            assert "resumed_from_epoch" not in run.data.tags
+
+    # 4. a finished sweep is not run again
+    out = run_cli(args, sweep_env, log=tmp_path / "fourth.log")
     assert out.returncode == 0
     check_sweep(uri, str(runs / "killed"), name="killed", num_samples=4, seeds=[1111])
 
