@@ -130,14 +130,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "running under `ray job submit` without --storage-path: results go to the job's "
             "temporary working dir (%s); pass shared storage", cfg.sweep_dir)
     from sweeps.state import SweepStateError
-    from sweeps.tune_runner import SweepInterrupted, SweepValidationError, print_result, run_sweep
+    from sweeps.tune_runner import SweepValidationError, print_result, run_sweep
 
     try:
         result = run_sweep(cfg)
     except (SweepValidationError, SweepStateError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (SweepInterrupted, KeyboardInterrupt) as exc:
+    except KeyboardInterrupt as exc:  # SweepInterrupted included
         print(f"interrupted: {exc or 'Ctrl-C'}; re-run the same command to resume", file=sys.stderr)
         return 130
     print_result(result)

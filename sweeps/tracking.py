@@ -154,6 +154,18 @@ class Tracker:
         self._log_params(kept.info.run_id, params, kept.data.params)
         return kept.info.run_id, kept.info.run_id != run.info.run_id
 
+    def reopen(self, run_id: str, tags: Mapping[str, str]) -> bool:
+        """Set an existing, not deleted run RUNNING again (a resumed trial); False if unusable."""
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException:
+            return False
+        if run.info.lifecycle_stage != "active":
+            return False
+        self.client.update_run(run_id, status="RUNNING")
+        self.set_tags(run_id, {k: v for k, v in tags.items() if k != MLFLOW_PARENT_RUN_ID})
+        return True
+
     def children(self, experiment_id: str, parent_run_id: str, *, stage: str | None = None) -> list[Run]:
         filt = f"tags.`{MLFLOW_PARENT_RUN_ID}` = {_quote(parent_run_id)}"
         if stage:

@@ -76,8 +76,12 @@ class SweepValidationError(ValueError):
     """The sweep cannot start (data, configuration, resources); nothing was launched."""
 
 
-class SweepInterrupted(RuntimeError):
-    """Tune stopped before every trial ended (Ctrl-C): the state is saved, re-run to resume."""
+class SweepInterrupted(KeyboardInterrupt):
+    """Tune stopped before every trial ended (Ctrl-C): the state is saved, re-run to resume.
+
+    A KeyboardInterrupt, because that is what it is: Tune catches the first Ctrl-C itself and
+    returns partial results from ``fit``; this turns that back into the interrupt callers expect.
+    """
 
 
 def _require_complete(grid: Any, expected: int, what: str) -> None:
@@ -265,13 +269,14 @@ def _trainable(config: dict[str, Any], data: DatasetRef | None = None,
             meta_path = os.path.join(resume_dir, _META_FILE)
             if os.path.exists(meta_path):
                 meta = read_json(meta_path)
-        run_id, _ = tracker.child_run(
-            experiment_id=target.experiment_id, parent_run_id=target.parent_run_id, run_key=key,
-            run_name=spec["name"] or f"{tags.get('sweep_name', 'run')}-{key}", tags=tags,
-            params=flatten_params(cfg.to_dict()))
-        if meta.get("run_id") and meta["run_id"] != run_id:
-            log.warning("checkpoint names MLflow run %s, the key lookup %s; using the latter",
-                        meta["run_id"], run_id)
+        # A restored / retried trial continues its own run: the id its checkpoint names, else the
+        # run found by its key (a trial that died before its first checkpoint), else a new one.
+        run_id = meta.get("run_id") if meta.get("run_id") and tracker.reopen(meta["run_id"], tags) else None
+        if run_id is None:
+            run_id, _ = tracker.child_run(
+                experiment_id=target.experiment_id, parent_run_id=target.parent_run_id, run_key=key,
+                run_name=spec["name"] or f"{tags.get('sweep_name', 'run')}-{key}", tags=tags,
+                params=flatten_params(cfg.to_dict()))
         if resume_dir is not None:
             tracker.set_tags(run_id, {"resumed_from_epoch": meta.get("epoch", "?")})
 
@@ -281,9 +286,9 @@ def _trainable(config: dict[str, Any], data: DatasetRef | None = None,
             last_save[:] = [save_checkpoint]
             if any(f.fires(key, record.epoch) for f in faults):
                 raise InjectedFault(f"injected fault in {key} at epoch {record.epoch}")
-            value = obj.objective_value(record, cfg)  # raises on NaN: never told to Optuna
             metrics = record.as_metrics()
             tracker.log_metrics(run_id, metrics, step=record.epoch)
+            value = obj.objective_value(record, cfg)  # raises on NaN: never told to Optuna
             report = {k: v for k, v in metrics.items()}
             report.update({obj.OBJECTIVE: value, obj.EPOCH: float(record.epoch),
                            obj.TRAINER_DONE: float(obj.trainer_will_stop(record, cfg))})
@@ -665,7 +670,7 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
                          "final_summary.json")
         status = "FINISHED"
         return result
-    except (KeyboardInterrupt, SweepInterrupted):
+    except KeyboardInterrupt:  # SweepInterrupted included
         status = "KILLED"
         raise
     finally:

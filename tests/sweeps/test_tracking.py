@@ -95,3 +95,15 @@ def test_lookup_keys_are_restricted(tracker):
     exp = tracker.experiment("x")
     with pytest.raises(ValueError):
         tracker.find_child(exp, "p", "it's")
+
+
+def test_reopen_continues_an_existing_run_only(tracker):
+    exp = tracker.experiment("reopen")
+    parent = tracker.parent_run(exp, name="s", kind="sweep", tags={})
+    rid, _ = tracker.child_run(experiment_id=exp, parent_run_id=parent, run_key="k", run_name="k",
+                               tags={}, params={})
+    tracker.finish(rid, "FAILED")
+    assert tracker.reopen(rid, {"stage": "search"}) and tracker.status(rid) == "RUNNING"
+    tracker.client.delete_run(rid)
+    assert not tracker.reopen(rid, {})
+    assert not tracker.reopen("0" * 32, {})
