@@ -15,10 +15,10 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 URI="sqlite:///$OUT/mlflow.db"
 SIZES=(--set synthetic_train=384 --set synthetic_valid=128 --set synthetic_test=128
-       --set batch_size=32 --set lr_text=0.001)
+       --set av_layers=1 --set batch_size=32 --set lr_text=0.001)
 
 python sweeps/hscl.py --name quickstart-sweep --data synthetic-mosi --text-encoder tiny \
-    --num-samples 6 --max-epochs 6 --asha-grace-period 2 --final-seeds 1111,1112,1113 \
+    --num-samples 6 --max-epochs 8 --asha-grace-period 3 --final-seeds 1111,1112,1113 \
     "${SIZES[@]}" --storage-path "$OUT/sweeps" --tracking-uri "$URI"
 
 python ablations/run.py ablations/specs/quickstart.yaml --name quickstart-ablation \
