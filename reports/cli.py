@@ -20,8 +20,12 @@ EVALUATORS = ("ped-anova", "fanova")  # kept equal to reports.sweep_summary.EVAL
 FORMATS = ("md", "tex", "html")
 
 
+# The store sweeps/hscl.py and ablations/run.py write by default (their --storage-path runs/sweeps).
+DEFAULT_STORE = Path("runs") / "sweeps" / "mlflow.db"
+
+
 def default_tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / DEFAULT_STORE}"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -31,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
                     "tests with Holm correction) and plots, as Markdown, LaTeX (booktabs) and one "
                     "self-contained HTML page; logged under report/ of each parent run.")
     p.add_argument("--tracking-uri", default=None,
-                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)")
+                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/runs/sweeps/mlflow.db, where the sweeps and ablations write by default)")
     p.add_argument("--experiment", help="experiment name or id (default: that of a run id given, else the only "
                                         "mmsa-* experiment)")
     p.add_argument("--sweep", action="append", default=[], metavar="NAME_OR_RUN_ID",

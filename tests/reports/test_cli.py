@@ -46,7 +46,7 @@ def test_cli_errors_name_the_alternatives(store, tmp_path, capsys):
 def test_default_tracking_uri(monkeypatch, tmp_path):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
-    assert cli.default_tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert cli.default_tracking_uri() == f"sqlite:///{tmp_path / 'runs' / 'sweeps' / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert cli.default_tracking_uri() == "http://127.0.0.1:5000"
 
