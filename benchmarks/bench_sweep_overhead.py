@@ -69,7 +69,9 @@ def _grid(configs, *, data, tracker, experiment_id, root, name, cpu, gpu, concur
     bad = [r.key for r in results if r.status != "FINISHED"]
     if bad:
         raise RuntimeError(f"benchmark runs did not finish: {bad}")
-    return wall
+    epoch_seconds = sum(m.value for r in results
+                        for m in tracker.client.get_metric_history(r.run_id, "epoch_seconds"))
+    return wall, epoch_seconds
 
 
 def bench_cpu(args, root: str) -> dict:
@@ -86,11 +88,12 @@ def bench_cpu(args, root: str) -> dict:
     data = load_run_data(configs[0])
     train(configs[0].replace(max_epochs=1), data, progress=False)  # warm-up: imports, kernels
 
-    direct = []
+    direct, direct_epochs = [], 0.0
     for cfg in configs:
         start = time.perf_counter()
-        train(cfg, data, progress=False)
+        result = train(cfg, data, progress=False)
         direct.append(time.perf_counter() - start)
+        direct_epochs += sum(r.seconds for r in result.history)
     direct_wall = sum(direct)
 
     start = time.perf_counter()
@@ -99,9 +102,9 @@ def bench_cpu(args, root: str) -> dict:
     shared = share_dataset(data)
     tracker = Tracker(f"sqlite:///{root}/mlflow.db")
     exp = tracker.experiment(data.name)
-    walls = {}
+    walls, epochs = {}, {}
     for concurrent in (1, 2):
-        walls[concurrent] = _grid(configs, data=shared, tracker=tracker, experiment_id=exp, root=root,
+        walls[concurrent], epochs[concurrent] = _grid(configs, data=shared, tracker=tracker, experiment_id=exp, root=root,
                                   name=f"bench-c{concurrent}", cpu=1, gpu=0, concurrent=concurrent)
     ray.shutdown()
     n = len(configs)
@@ -112,6 +115,9 @@ def bench_cpu(args, root: str) -> dict:
         "ray_start_seconds": round(ray_start, 2),
         "tune_mlflow_1_concurrent_seconds": round(walls[1], 2),
         "tune_mlflow_2_concurrent_seconds": round(walls[2], 2),
+        "epoch_seconds_sum_direct": round(direct_epochs, 2),
+        "epoch_seconds_sum_tune_1_concurrent": round(epochs[1], 2),
+        "epoch_seconds_sum_tune_2_concurrent": round(epochs[2], 2),
         "overhead_seconds_per_trial": round((walls[1] - direct_wall) / n, 2),
         "overhead_fraction": round(walls[1] / direct_wall - 1, 3),
         "speedup_2_vs_1_concurrent": round(walls[1] / walls[2], 2),
@@ -144,8 +150,8 @@ def bench_gpu(args, root: str) -> dict:
            "epochs": args.gpu_epochs, "encoder": args.gpu_encoder, "sizes": data.sizes,
            "cpus_per_trial": cpus, "by_concurrency": {}}
     for k in (1, 2, 4):
-        wall = _grid(configs, data=shared, tracker=tracker, experiment_id=exp, root=root,
-                     name=f"gpu-c{k}", cpu=cpus, gpu=1 / k, concurrent=k)
+        wall, _ = _grid(configs, data=shared, tracker=tracker, experiment_id=exp, root=root,
+                        name=f"gpu-c{k}", cpu=cpus, gpu=1 / k, concurrent=k)
         out["by_concurrency"][str(k)] = {"gpus_per_trial": 1 / k, "seconds": round(wall, 1),
                                          "trials_per_hour": round(len(configs) / wall * 3600, 1)}
     ray.shutdown()
@@ -180,6 +186,7 @@ def main() -> int:
                      "no CUDA device on this machine: trials per hour on one GPU were not measured; "
                      "run `python benchmarks/bench_sweep_overhead.py --gpu` on a GPU node")}
 
+    report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     if "cpu" in report:
         c = report["cpu"]
         print(f"\nsweep-layer overhead, {c['trials']} trials x {c['epochs']} epochs "
@@ -190,6 +197,10 @@ def main() -> int:
               f"(+{c['overhead_seconds_per_trial']:.1f} s/trial, +{100 * c['overhead_fraction']:.0f}%)")
         print(f"  Ray Tune + MLflow, 2 at once  {c['tune_mlflow_2_concurrent_seconds']:8.1f} s  "
               f"(x{c['speedup_2_vs_1_concurrent']:.2f} vs 1 at once, x{c['speedup_2_concurrent_vs_direct']:.2f} vs direct)")
+        print(f"  time inside epochs (sum)      direct {c['epoch_seconds_sum_direct']:.1f} s, 1 at once "
+              f"{c['epoch_seconds_sum_tune_1_concurrent']:.1f} s, 2 at once {c['epoch_seconds_sum_tune_2_concurrent']:.1f} s")
+        print(f"  load average start/end        {report['machine']['load_average_at_start'][0]} / "
+              f"{report['machine']['load_average_at_end'][0]} (other processes share these cores)")
     g = report["gpu"]
     if g.get("by_concurrency"):
         print(f"one GPU ({g['device']}), {g['trials']} trials x {g['epochs']} epochs, {g['encoder']}:")
@@ -197,7 +208,6 @@ def main() -> int:
             print(f"  {k} concurrent: {v['trials_per_hour']:.0f} trials/hour ({v['seconds']:.0f} s)")
     else:
         print(f"GPU: {g['note']}")
-    report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output, "w") as f:
         json.dump(report, f, indent=2)
