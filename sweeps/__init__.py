@@ -23,7 +23,7 @@ __all__ = [
     "SweepConfig", "smoke_config", "TrialResources", "TrackingTarget", "GridRun", "GridRunResult",
     "SPACES", "Param", "SearchSpace",
     "run_sweep", "run_grid", "connect", "check_resources", "prepare_data", "share_dataset",
-    "SweepResult", "SweepValidationError", "Tracker",
+    "SweepResult", "SweepValidationError", "SweepInterrupted", "Tracker",
 ]
 
 _LAZY = {
@@ -31,6 +31,7 @@ _LAZY = {
     "connect": "sweeps.tune_runner", "check_resources": "sweeps.tune_runner",
     "prepare_data": "sweeps.tune_runner", "share_dataset": "sweeps.tune_runner",
     "SweepResult": "sweeps.tune_runner", "SweepValidationError": "sweeps.tune_runner",
+    "SweepInterrupted": "sweeps.tune_runner",
     "Tracker": "sweeps.tracking",
 }
 

@@ -183,7 +183,7 @@ def test_smoke_sweep_against_an_mlflow_server(sweep_env, tmp_path):
     server = subprocess.Popen(
         ["mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
          "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1",
-         "--port", str(port)],
+         "--port", str(port), "--workers", "2"],
         env=sweep_env, stdout=open(tmp_path / "server.log", "w"), stderr=subprocess.STDOUT,
         start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
