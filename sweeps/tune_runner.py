@@ -32,6 +32,10 @@ Public API (also what the ablations package builds on):
     `mmsa_core.trainer.evaluate_checkpoint`); its metrics go to the same child run. It must be
     a module-level (picklable) function.
 
+Errors: `SweepValidationError` (bad data / configuration / resources, raised before anything is
+launched), `sweeps.state.SweepStateError` (changed configuration on resume, unwritable storage),
+`SweepInterrupted` (a KeyboardInterrupt: Ctrl-C stopped Tune; its state is saved, re-run to resume).
+
 The trial (`_trainable`) never closes its own bookkeeping: ASHA stops a trial with ``SystemExit``
 raised inside ``tune.report``, so final MLflow statuses are set by the driver-side
 `StatusCallback` and by `_reconcile` after ``fit``; leftovers are marked KILLED.
