@@ -30,8 +30,9 @@ if __package__ in (None, ""):  # run as a file (also under `ray job submit`): im
     sys.path.insert(0, str(_HERE.parent))
 
 from ablations.spec import AblationSpec, AblationSpecError, load_spec  # noqa: E402  (no torch/ray)
+from mmsa_core.config import parse_assignments  # noqa: E402  (pure Python)
 
-DEFAULT_STORAGE = "runs"  # studies live in <storage>/ablations/<name>; MLflow as the sweeps'
+DEFAULT_STORAGE = "runs/sweeps"  # = the sweeps' default: studies in <storage>/ablations/<name>, one MLflow store
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,11 +93,10 @@ def spec_from_args(args: argparse.Namespace) -> AblationSpec:
         base_set["text_encoder"] = args.text_encoder
     if args.max_epochs is not None:
         base_set["max_epochs"] = args.max_epochs
-    for item in args.set:
-        if "=" not in item:
-            raise AblationSpecError(f"{spec.source} (command line)", [f"--set {item!r}: expected FIELD=VALUE"])
-        key, value = item.split("=", 1)
-        base_set[key.strip()] = value.strip()
+    try:
+        base_set.update(parse_assignments(args.set))
+    except ValueError as exc:
+        raise AblationSpecError(f"{spec.source} (command line)", [str(exc)]) from None
     if args.seeds is not None:
         try:
             seeds = [int(s) for s in args.seeds.replace(" ", "").split(",") if s]

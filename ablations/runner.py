@@ -43,7 +43,7 @@ import math
 import os
 import statistics
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ablations.spec import AblationSpec, AblationSpecError, Robustness, Trial
 
@@ -84,12 +84,10 @@ class RunOptions:
     verbose: int = 1
 
     def resolved_tracking_uri(self) -> str:
-        """Same rule as the sweeps (`SweepConfig.resolved_tracking_uri`)."""
-        uri = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
-        if not uri:
-            root = os.path.abspath(os.path.expanduser(self.storage_path))
-            uri = "sqlite:///" + os.path.join(root, "mlflow.db")
-        return uri
+        """Same rule as the sweeps, so one store holds both by default."""
+        from sweeps.config import resolve_tracking_uri
+
+        return resolve_tracking_uri(self.tracking_uri, self.storage_path)
 
     def study_dir(self, name: str) -> str:
         return os.path.join(os.path.abspath(os.path.expanduser(self.storage_path)), "ablations", name)
@@ -484,9 +482,9 @@ def _check_earlier_runs(spec: AblationSpec, trials: Sequence[Trial], tracker: "T
     if problems:
         raise AblationRunError(
             f"study {spec.name!r} already holds runs trained with other settings than asked now "
-            f"(a study keeps one configuration per variant and seed):\n  - " + "\n  - ".join(problems) +
-            f"\nstart a new study with --name NEW_NAME (or delete those runs / that study's parent run "
-            f"in MLflow)")
+            "(a study keeps one configuration per variant and seed):\n  - " + "\n  - ".join(problems) +
+            "\nstart a new study with --name NEW_NAME (or delete those runs / that study's parent run "
+            "in MLflow)")
     status: dict[str, str] = {}
     for key, found in by_key.items():
         statuses = {r.info.status for r in found}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, Literal, Mapping
 
 # Loss terms HSCL defines (spec §2-4). Ablations switch them off by these names.
@@ -142,6 +142,18 @@ class RunConfig:
         from mmsa_core.objectives import active_terms  # local: objectives imports torch
 
         return active_terms(self)
+
+
+def parse_assignments(items: "list[str] | tuple[str, ...]", *, flag: str = "--set") -> dict[str, str]:
+    """``["tau=0.3", "modalities=ta"]`` -> ``{"tau": "0.3", "modalities": "ta"}`` (values stay strings;
+    `RunConfig.from_dict` casts them). Every CLI's ``--set FIELD=VALUE`` goes through here."""
+    out: dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"{flag} {item!r}: expected FIELD=VALUE")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
 
 
 _BOOL_STRINGS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from mmsa_core.config import MODALITY_SUBSETS, SYNTHETIC_SOURCES, RunConfig
+from mmsa_core.config import MODALITY_SUBSETS, SYNTHETIC_SOURCES, RunConfig, parse_assignments
 
 METRIC_COLUMNS = (("acc2_has0", "Acc-2 has0", 100), ("acc2_non0", "Acc-2 non0", 100),
                   ("f1_has0", "F1 has0", 100), ("f1_non0", "F1 non0", 100), ("acc7", "Acc-7", 100),
@@ -66,11 +66,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             values[key] = value
     if args.faithful:
         values["faithful"] = True
-    for item in args.set:
-        if "=" not in item:
-            raise ValueError(f"--set {item!r}: expected FIELD=VALUE")
-        key, value = item.split("=", 1)
-        values[key.strip()] = value.strip()
+    values.update(parse_assignments(args.set))
     return RunConfig.from_dict(values, base=base, source="command line")
 
 

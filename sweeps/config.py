@@ -46,6 +46,19 @@ _RUNTIME_FIELDS = frozenset({
 })
 
 
+def resolve_tracking_uri(tracking_uri: str, storage_path: str) -> str:
+    """`tracking_uri`, else $MLFLOW_TRACKING_URI, else ``sqlite:///<storage_path>/mlflow.db``.
+
+    Always explicit (sweeps.md: MLflow's implicit default flips to ./mlruns when one exists); the
+    sweeps and the ablations share this rule so one store holds both by default.
+    """
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not uri:
+        root = os.path.abspath(os.path.expanduser(storage_path))
+        uri = "sqlite:///" + os.path.join(root, "mlflow.db")
+    return uri
+
+
 @dataclass(frozen=True)
 class SweepConfig:
     """One hyper-parameter sweep: search stage (Optuna + ASHA) then a multi-seed final stage."""
@@ -99,11 +112,7 @@ class SweepConfig:
 
     def resolved_tracking_uri(self) -> str:
         """The explicit MLflow URI this sweep logs to (never MLflow's implicit default)."""
-        uri = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
-        if not uri:
-            root = os.path.abspath(os.path.expanduser(self.storage_path))
-            uri = "sqlite:///" + os.path.join(root, "mlflow.db")
-        return uri
+        return resolve_tracking_uri(self.tracking_uri, self.storage_path)
 
     def resolved_address(self) -> str:
         return self.address or os.environ.get("RAY_ADDRESS", "")

@@ -103,12 +103,9 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
     names = {f.name for f in dataclasses.fields(SweepConfig)}
     explicit: dict[str, Any] = {k: v for k, v in vars(args).items()
                                 if k in names and v is not None and k != "overrides"}
-    overrides: dict[str, str] = {}
-    for item in args.overrides:
-        if "=" not in item:
-            raise ValueError(f"--set {item!r}: expected FIELD=VALUE")
-        key, value = item.split("=", 1)
-        overrides[key.strip()] = value.strip()
+    from mmsa_core.config import parse_assignments  # pure Python: keeps --help light
+
+    overrides = parse_assignments(args.overrides)
     if explicit.get("data") and os.path.exists(os.path.expanduser(explicit["data"])):
         explicit["data"] = os.path.abspath(os.path.expanduser(explicit["data"]))
     if args.smoke:

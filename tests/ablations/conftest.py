@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -17,27 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import kill_session
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _session_pids(sid: int) -> list[int]:
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) != os.getpid():
-            try:
-                if os.getsid(int(name)) == sid:
-                    out.append(int(name))
-            except (ProcessLookupError, PermissionError):
-                pass
-    return out
-
-
-def _kill_session(sid: int) -> None:
-    for pid in _session_pids(sid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 @pytest.fixture
@@ -62,11 +43,11 @@ def run_cli(args: list[str], env: dict, *, timeout: float = 600) -> subprocess.C
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        _kill_session(proc.pid)
+        kill_session(proc.pid)
         out, _ = proc.communicate()
         raise AssertionError(f"ablation run timed out after {timeout}s:\n{out[-6000:]}")
     finally:
-        _kill_session(proc.pid)
+        kill_session(proc.pid)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
 
 

@@ -8,7 +8,6 @@ import torch
 from mmsa_core import objectives
 from mmsa_core.config import RunConfig
 from mmsa_core.data.batching import make_loader
-from mmsa_core.models.hscl import HSCLModel
 from mmsa_core.trainer import build_model
 
 

@@ -74,7 +74,7 @@ def _base(acc: float, mae: float, corr: float) -> dict[str, float]:
 
 def build_store(root: Path) -> Store:
     from mlflow import MlflowClient
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
 
     uri = f"sqlite:///{root / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,35 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import kill_session
+
 REPO = Path(__file__).resolve().parents[2]
 DATASET = "synthetic-mosi"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def session_pids(sid: int) -> list[int]:
-    """PIDs of the processes in process session `sid` (the ones a test started)."""
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) != os.getpid():
-            try:
-                if os.getsid(int(name)) == sid:
-                    out.append(int(name))
-            except (ProcessLookupError, PermissionError):
-                pass
-    return out
-
-
-def kill_session(sid: int) -> None:
-    for pid in session_pids(sid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ import urllib.request
 import pytest
 
 from mmsa_core.config import RunConfig
-from tests.sweeps.conftest import (REPO, free_port, journal_trials, kill_session, run_cli, store,
-                                   wait_for)
+from tests.processes import free_port, kill_session
+from tests.sweeps.conftest import (REPO, journal_trials, run_cli, store, wait_for)
 
 pytestmark = pytest.mark.slow
 SMOKE = ["--smoke", "--num-cpus", "2"]

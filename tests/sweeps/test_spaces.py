@@ -11,7 +11,7 @@ import pytest
 
 from mmsa_core.config import RunConfig
 from mmsa_core.objectives import METHODS
-from sweeps.spaces import SPACES, Param, define_by_run, spans_decades
+from sweeps.spaces import SPACES, Param, spans_decades
 
 
 def test_every_method_has_a_space():
