@@ -18,10 +18,10 @@ SIZES=(--set synthetic_train=384 --set synthetic_valid=128 --set synthetic_test=
        --set av_layers=1 --set batch_size=32 --set lr_text=0.001)
 
 python sweeps/hscl.py --name quickstart-sweep --data synthetic-mosi --text-encoder tiny \
-    --num-samples 6 --max-epochs 8 --asha-grace-period 3 --final-seeds 1111,1112,1113 \
+    --num-samples 6 --max-epochs 6 --asha-grace-period 2 --final-seeds 1111,1112,1113 \
     "${SIZES[@]}" --storage-path "$OUT/sweeps" --tracking-uri "$URI"
 
-python ablations/run.py ablations/specs/quickstart.yaml --name quickstart-ablation \
+python ablations/run.py ablations/specs/quickstart.yaml --name quickstart-ablation --max-epochs 8 \
     --base-sweep quickstart-sweep --storage-path "$OUT/ablations" --tracking-uri "$URI"
 
 python -m reports --tracking-uri "$URI" --experiment mmsa-synthetic-mosi \
