@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The main job on the built-in synthetic MOSI data, end to end on a laptop (2 CPU cores: ~10 min):
+# The main job on the built-in synthetic MOSI data, end to end on a laptop (2 idle CPU cores: about 5 min):
 #   1. an HSCL loss-weight sweep (Ray Tune + Optuna TPE + ASHA), its best configuration retrained on 3 seeds;
 #   2. an ablation study starting from that best configuration (T+A+V vs T only vs no fusion level,
 #      3 seeds) with a test-time missing-modality robustness curve;
 #   3. the report: Markdown, LaTeX and HTML, also attached to the MLflow parent runs.
 # Everything lands under $OUT (default runs/quickstart). Re-running resumes and retrains nothing.
-# It uses the random `tiny` text encoder and reduced synthetic splits so that it fits in minutes on
-# a CPU; for real runs see README.md ("Sweeps", "Ablations").
+# It uses the random `tiny` text encoder and one acoustic/visual layer so that it fits in minutes on
+# a CPU (the synthetic splits have CMU-MOSI's sizes, 1284/229/686); for real runs see README.md ("Sweeps", "Ablations").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,14 +14,13 @@ OUT=${OUT:-runs/quickstart}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 URI="sqlite:///$OUT/mlflow.db"
-SIZES=(--set synthetic_train=384 --set synthetic_valid=128 --set synthetic_test=128
-       --set av_layers=1 --set batch_size=32 --set lr_text=0.001)
+SIZES=(--set av_layers=1 --set batch_size=32 --set lr_text=0.001)
 
 python sweeps/hscl.py --name quickstart-sweep --data synthetic-mosi --text-encoder tiny \
-    --num-samples 6 --max-epochs 6 --asha-grace-period 2 --final-seeds 1111,1112,1113 \
+    --num-samples 8 --max-epochs 8 --asha-grace-period 3 --final-seeds 1111,1112,1113 \
     "${SIZES[@]}" --storage-path "$OUT/sweeps" --tracking-uri "$URI"
 
-python ablations/run.py ablations/specs/quickstart.yaml --name quickstart-ablation --max-epochs 8 \
+python ablations/run.py ablations/specs/quickstart.yaml --name quickstart-ablation \
     --base-sweep quickstart-sweep --storage-path "$OUT/ablations" --tracking-uri "$URI"
 
 python -m reports --tracking-uri "$URI" --experiment mmsa-synthetic-mosi \
