@@ -35,3 +35,21 @@ def kill_session(sid: int) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def run_in_session(cmd: list[str], *, cwd, env: dict, timeout: float, what: str) -> tuple[int, str]:
+    """Run `cmd` in its own process session; return (exit code, stdout+stderr). Whatever it leaves
+    running (a driver's Ray processes) is killed by PID afterwards; a timeout fails the test."""
+    import subprocess
+
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_session(proc.pid)
+        out, _ = proc.communicate()
+        raise AssertionError(f"{what} timed out after {timeout}s:\n{out[-6000:]}")
+    finally:
+        kill_session(proc.pid)
+    return proc.returncode, out

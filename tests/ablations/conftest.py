@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import kill_session
+from tests.processes import run_in_session
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,18 +37,9 @@ def ablation_env(tmp_path):
 
 def run_cli(args: list[str], env: dict, *, timeout: float = 600) -> subprocess.CompletedProcess:
     """`python ablations/run.py ARGS` from the repository root, in its own process session."""
-    proc = subprocess.Popen([sys.executable, "ablations/run.py", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill_session(proc.pid)
-        out, _ = proc.communicate()
-        raise AssertionError(f"ablation run timed out after {timeout}s:\n{out[-6000:]}")
-    finally:
-        kill_session(proc.pid)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+    cmd = [sys.executable, "ablations/run.py", *args]
+    code, out = run_in_session(cmd, cwd=REPO, env=env, timeout=timeout, what="ablation run")
+    return subprocess.CompletedProcess(cmd, code, out, "")
 
 
 def study_runs(uri: str, study: str, dataset: str = "synthetic-mosi"):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import kill_session
+from tests.processes import run_in_session
 
 REPO = Path(__file__).resolve().parents[2]
 DATASET = "synthetic-mosi"
@@ -42,20 +42,11 @@ def sweep_env(tmp_path):
 
 def run_cli(args: list[str], env: dict, *, timeout: float = 420, log: Path | None = None) -> subprocess.CompletedProcess:
     """Run `python sweeps/hscl.py ARGS` from the repository root in its own session."""
-    proc = subprocess.Popen([sys.executable, "sweeps/hscl.py", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill_session(proc.pid)
-        out, _ = proc.communicate()
-        raise AssertionError(f"sweep timed out after {timeout}s:\n{out[-6000:]}")
-    finally:
-        kill_session(proc.pid)
+    cmd = [sys.executable, "sweeps/hscl.py", *args]
+    code, out = run_in_session(cmd, cwd=REPO, env=env, timeout=timeout, what="sweep")
     if log is not None:
         log.write_text(out)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+    return subprocess.CompletedProcess(cmd, code, out, "")
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
