@@ -34,6 +34,8 @@ Public API (also what the ablations package builds on):
 
 Errors: `SweepValidationError` (bad data / configuration / resources, raised before anything is
 launched), `sweeps.state.SweepStateError` (changed configuration on resume, unwritable storage),
+`sweeps.resume_state.ResumeStateError` (a truncated ``tuner.pkl`` with no complete copy to restore;
+other truncated state files are put back from the copies `StateBackupCallback` keeps),
 `SweepInterrupted` (a KeyboardInterrupt: Ctrl-C stopped Tune; its state is saved, re-run to resume).
 
 The trial (`_trainable`) never closes its own bookkeeping: ASHA stops a trial with ``SystemExit``
@@ -62,6 +64,7 @@ from ray import tune
 from sweeps import objective as obj
 from sweeps.config import (GridRun, GridRunResult, SweepConfig, TrackingTarget, TrialResources,
                            data_name)
+from sweeps.resume_state import StateBackup, repair
 from sweeps.spaces import SPACES
 from sweeps.state import (BEST_CONFIG_FILE, SweepStateError, code_version, ensure_dir,
                           open_sweep_state, read_json, repair_journal, write_json)
@@ -381,6 +384,38 @@ class StatusCallback(tune.Callback):
             log.warning("could not set the MLflow status of trial %s: %s", trial.trial_id, exc)
 
 
+class StateBackupCallback(tune.Callback):
+    """Keeps the last complete copy of the experiment's state files (see `sweeps.resume_state`).
+
+    Runs after every Tune step on the driver, where Tune's uploads of those files happen; a
+    failure to copy is logged, never raised.
+    """
+
+    def __init__(self, experiment_dir: str) -> None:
+        self.backup = StateBackup(os.path.abspath(experiment_dir))
+
+    def _run(self) -> None:
+        try:
+            self.backup()
+        except OSError as exc:
+            log.warning("could not back up the Tune state of %s: %s",
+                        self.backup.experiment_dir, exc)
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self._run()
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._run()
+
+
+def _restore_or_none(path: str, trainable: Any) -> Any:
+    """``Tuner.restore`` of `path` after repairing truncated state files; None if nothing to restore."""
+    repair(path)
+    if not tune.Tuner.can_restore(path):
+        return None
+    return tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
+
+
 def _reconcile(tracker: Tracker, target: TrackingTarget, grid: Any, max_epochs: int) -> None:
     """After a complete fit: give every child still open the status its trial ended with.
 
@@ -475,9 +510,8 @@ def run_grid(runs: Sequence[GridRun], *, data: "MSADataset | DatasetRef", target
         trainable = _wrap(shared, context, resources)
         path = os.path.join(os.path.abspath(storage_path), name)
         max_epochs = max(r.config.max_epochs for r in runs)
-        if tune.Tuner.can_restore(path):
-            tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
-        else:
+        tuner = _restore_or_none(path, trainable)
+        if tuner is None:
             tuner = tune.Tuner(
                 trainable,
                 param_space={"_run": tune.grid_search(todo)},
@@ -544,14 +578,18 @@ def _wrap(shared: DatasetRef, context: _TrialContext, resources: TrialResources)
 
 def _tune_run_config(*, name: str, storage_path: str, target: TrackingTarget, max_epochs: int,
                      max_failures: int, verbose: int) -> Any:
-    # num_to_keep=1 forces an experiment snapshot at every checkpoint - wanted here (the searcher
+    # num_to_keep forces an experiment snapshot at every checkpoint - wanted here (the searcher
     # state is saved often, so a killed driver loses little) - and Tune warns about it each time.
+    # 2, not 1: Tune deletes the evicted checkpoint when it registers a new one, *before* the
+    # snapshot naming the new one is uploaded; a driver killed in between left a state that
+    # pointed at a deleted checkpoint with num_to_keep=1 ("does not exist on storage anymore").
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     return tune.RunConfig(
         name=name, storage_path=os.path.abspath(storage_path), verbose=verbose,
         failure_config=tune.FailureConfig(max_failures=max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        callbacks=[StatusCallback(target, max_epochs=max_epochs)])
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        callbacks=[StatusCallback(target, max_epochs=max_epochs),
+                   StateBackupCallback(os.path.join(storage_path, name))])
 
 
 # =============================================================================================
@@ -696,9 +734,9 @@ def _search(cfg: SweepConfig, *, base: "RunConfig", mode: str, shared: DatasetRe
     trainable = _wrap(shared, context, resources)
     path = os.path.join(cfg.sweep_dir, "search")
     repair_journal(journal)
-    if tune.Tuner.can_restore(path):
+    tuner = _restore_or_none(path, trainable)
+    if tuner is not None:
         log.info("resuming the search stage from %s", path)
-        tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
     else:
         searcher = _optuna_search(cfg, base=base, mode=mode, study_name=study_name, journal=journal)
         grace = min(cfg.asha_grace_period, base.max_epochs)

@@ -129,11 +129,19 @@ def test_interrupted_and_killed_driver_resumes_with_no_trial_lost_or_repeated(sw
     seen = glob.glob(ckpts)
     _start_and_signal(args, sweep_env, tmp_path / "second.log", ckpts, signal.SIGKILL, seen)
     assert json.loads((runs / "killed" / "sweep.json").read_text())["stages_done"] == []
+    #    A kill can land mid-upload of Tune's state (CI once left a 0-byte tuner.pkl): cut the
+    #    files as such a kill does; the re-run restores them from the driver's complete copies.
+    search_dir = runs / "killed" / "search"
+    assert (runs / "killed" / ".search.resume-state" / "tuner.pkl").exists()
+    (search_dir / "tuner.pkl").write_bytes(b"")
+    newest = max(search_dir.glob("searcher-state-*.pkl"))
+    newest.write_bytes(newest.read_bytes()[:100])
 
     # 3. the same command finishes the sweep
     out = run_cli(args, sweep_env, log=tmp_path / "third.log")
     assert out.returncode == 0, out.stdout[-5000:]
     assert "resuming the search stage" in out.stdout
+    assert "tuner.pkl was truncated" in out.stdout and f"{newest.name} was truncated" in out.stdout
     client, search = check_sweep(uri, str(runs / "killed"), name="killed", num_samples=4, seeds=[1111])
     for run in search:  # trials that had ended before the Ctrl-C were not run again
         if run.info.run_id in ended:
