@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import ray
 from ray import tune
+from ray.tune.search.optuna import OptunaSearch
 
 from sweeps import objective as obj
 from sweeps.config import (GridRun, GridRunResult, SweepConfig, TrackingTarget, TrialResources,
@@ -774,12 +775,39 @@ def _search(cfg: SweepConfig, *, base: "RunConfig", mode: str, shared: DatasetRe
              "config": {k: v for k, v in res.config.items() if k != "_run"}}, len(grid))
 
 
+class JournalSafeOptunaSearch(OptunaSearch):
+    """OptunaSearch that accepts results for a trial the journal has already finished.
+
+    The journal is written at once (``tell``), Tune's snapshot of the searcher a step later. A
+    driver killed in between is restored with that trial still live: Tune runs it on from its
+    checkpoint and reports to an Optuna trial that is already COMPLETE, which raised
+    ``UpdateFinishedTrialError`` and ended the sweep. The journal's first outcome stands.
+    """
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        import optuna
+
+        try:
+            super().on_trial_result(trial_id, result)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # its outcome is already in the journal; intermediate values add nothing
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        import optuna
+
+        try:
+            super().on_trial_complete(trial_id, result=result, error=error)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            log.info("trial %s was already told to the Optuna journal before a restart; "
+                     "keeping the journal's outcome", trial_id)
+
+
 def _optuna_search(cfg: SweepConfig, *, base: "RunConfig", mode: str, study_name: str,
                    journal: str) -> Any:
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
-    from ray.tune.search.optuna import OptunaSearch
 
     space = SPACES[cfg.method]
     if cfg.sampler == "gp":
@@ -789,7 +817,7 @@ def _optuna_search(cfg: SweepConfig, *, base: "RunConfig", mode: str, study_name
                                              constant_liar=True)
     storage = JournalStorage(JournalFileBackend(journal))
     start = [space.start_point(base, cfg.search_lr_dropout)] if cfg.paper_start else None
-    return OptunaSearch(space=space.define_by_run(cfg.search_lr_dropout), metric=obj.OBJECTIVE,
+    return JournalSafeOptunaSearch(space=space.define_by_run(cfg.search_lr_dropout), metric=obj.OBJECTIVE,
                         mode=mode, sampler=sampler, study_name=study_name, storage=storage,
                         points_to_evaluate=start)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import optuna
 import pytest
 from optuna.storages import JournalStorage
@@ -67,3 +69,30 @@ def test_optuna_dashboard_reads_the_journal(tmp_path):
     searcher.on_trial_complete("t0", result={"objective": 1.0})
     storage = get_storage(journal)  # what `optuna-dashboard <journal>` does with a file path
     assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["d"]
+
+
+def test_a_trial_the_journal_already_finished_is_not_told_twice(tmp_path):
+    """Driver killed after `tell` but before Tune's snapshot: the restored trial runs on."""
+    from sweeps import tune_runner as tr
+
+    journal = str(tmp_path / "optuna_journal.log")
+    cfg = smoke_config()
+    searcher = tr._optuna_search(cfg, base=cfg.base_run_config(), mode="min", study_name="k",
+                                 journal=journal)
+    config = searcher.suggest("t0")
+    searcher.on_trial_result("t0", {"objective": 1.5, "training_iteration": 1})
+    state = str(tmp_path / "searcher-state.pkl")
+    searcher.save(state)  # Tune's last snapshot: t0 still running
+    searcher.on_trial_complete("t0", result={"objective": 1.0})  # told; then the kill
+
+    # Tune unpickles the searcher it built first (no second enqueue of the start point)
+    restored = tr._optuna_search(dataclasses.replace(cfg, paper_start=False),
+                                 base=cfg.base_run_config(), mode="min", study_name="k",
+                                 journal=journal)
+    restored.restore(state)
+    restored.on_trial_result("t0", {"objective": 0.9, "training_iteration": 2})
+    restored.on_trial_complete("t0", result={"objective": 0.9})
+    study = optuna.load_study(study_name="k", storage=JournalStorage(JournalFileBackend(journal)))
+    assert [(t.state.name, t.value) for t in study.trials] == [("COMPLETE", 1.0)]
+    assert study.trials[0].params == {k: config[k] for k in study.trials[0].params}
+    assert restored.suggest("t1") is not None  # the search goes on
