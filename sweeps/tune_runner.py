@@ -100,6 +100,29 @@ def _require_complete(grid: Any, expected: int, what: str) -> None:
                                f"is saved")
 
 
+def _prune_superseded_checkpoints(grid: Any) -> None:
+    """Keep only each trial's latest checkpoint once its stage has ended.
+
+    Trials keep two while the stage runs (see `_tune_run_config`); once ``fit`` has returned
+    complete, Tune's final state names only the latest, and the other is disk nobody reads.
+    """
+    import pyarrow.fs
+
+    for res in grid:
+        ckpt = res.checkpoint
+        if ckpt is None:
+            continue
+        parent = os.path.dirname(ckpt.path.rstrip("/"))
+        try:
+            for info in ckpt.filesystem.get_file_info(pyarrow.fs.FileSelector(parent)):
+                name = os.path.basename(info.path)
+                if (info.type == pyarrow.fs.FileType.Directory and name.startswith("checkpoint_")
+                        and info.path.rstrip("/") != ckpt.path.rstrip("/")):
+                    ckpt.filesystem.delete_dir(info.path)
+        except OSError as exc:
+            log.warning("could not prune old checkpoints in %s: %s", parent, exc)
+
+
 # =============================================================================================
 # driver helpers: data, Ray, resources
 
@@ -386,10 +409,9 @@ class StatusCallback(tune.Callback):
 
 
 class StateBackupCallback(tune.Callback):
-    """Keeps the last complete copy of the experiment's state files (see `sweeps.resume_state`).
+    """Snapshots the experiment's state files after Tune steps (see `sweeps.resume_state`).
 
-    Runs after every Tune step on the driver, where Tune's uploads of those files happen; a
-    failure to copy is logged, never raised.
+    A failure to snapshot is logged, never raised.
     """
 
     def __init__(self, experiment_dir: str) -> None:
@@ -398,8 +420,8 @@ class StateBackupCallback(tune.Callback):
     def _run(self) -> None:
         try:
             self.backup()
-        except OSError as exc:
-            log.warning("could not back up the Tune state of %s: %s",
+        except Exception as exc:  # noqa: BLE001 - bookkeeping must not end the sweep
+            log.warning("could not snapshot the Tune state of %s: %s",
                         self.backup.experiment_dir, exc)
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
@@ -524,6 +546,7 @@ def run_grid(runs: Sequence[GridRun], *, data: "MSADataset | DatasetRef", target
                                             verbose=verbose))
         grid = tuner.fit()
         _require_complete(grid, len(todo), f"grid {name!r}")
+        _prune_superseded_checkpoints(grid)
         _reconcile(tracker, target, grid, max_epochs)
         for res in grid:
             spec = (res.config or {}).get("_run")
@@ -754,6 +777,7 @@ def _search(cfg: SweepConfig, *, base: "RunConfig", mode: str, shared: DatasetRe
                                         verbose=cfg.verbose))
     grid = tuner.fit()
     _require_complete(grid, cfg.num_samples, f"the search stage of {cfg.name!r}")
+    _prune_superseded_checkpoints(grid)
     _reconcile(tracker, target, grid, base.max_epochs)
     _close_ghost_trials(study_name, journal)
     _kill_stage(tracker, target, "search")
