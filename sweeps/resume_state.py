@@ -19,6 +19,8 @@ import re
 import shutil
 from dataclasses import dataclass, field
 
+from sweeps.state import atomic_write
+
 log = logging.getLogger(__name__)
 
 TUNER_FILE = "tuner.pkl"
@@ -77,15 +79,6 @@ def _read(path: str) -> bytes | None:
         return None
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def snapshot_dir(experiment_dir: str) -> str | None:
     """The current snapshot's folder, or None when no snapshot was ever completed."""
     root = backup_dir(experiment_dir)
@@ -116,8 +109,8 @@ def _write_snapshot(experiment_dir: str, files: dict[str, bytes]) -> None:
     shutil.rmtree(path, ignore_errors=True)  # a half-written folder a kill left behind
     os.makedirs(path)
     for name, data in files.items():
-        _write_atomic(os.path.join(path, name), data)
-    _write_atomic(os.path.join(root, "CURRENT"), version.encode())
+        atomic_write(os.path.join(path, name), data)
+    atomic_write(os.path.join(root, "CURRENT"), version.encode())
     for entry in os.scandir(root):
         if entry.is_dir() and entry.name != version:
             shutil.rmtree(entry.path, ignore_errors=True)
@@ -180,19 +173,18 @@ def repair(experiment_dir: str) -> list[str]:
         path = os.path.join(experiment_dir, name)
         if not os.path.exists(path) or whole(name):
             continue  # already dealt with as part of its session
-        match = _SESSION_FILE.match(name)
-        if match is None:
+        ts = _session(name)
+        if ts is None:
             if name not in snapshot:
                 raise ResumeStateError(
                     f"{path} is truncated ({os.path.getsize(path)} bytes) and "
                     f"{backup_dir(experiment_dir)} holds no complete copy; the experiment cannot "
                     f"be restored - move {experiment_dir} aside to start this stage afresh")
-            _write_atomic(path, snapshot[name])
+            atomic_write(path, snapshot[name])
             changed.append(name)
             log.warning("%s was truncated (a driver killed mid-upload); put back its copy from %s",
                         path, snapshot_dir(experiment_dir))
             continue
-        ts = match.group("ts")
         group = [n for n in _state_files(experiment_dir) if _session(n) == ts]
         saved = {n: d for n, d in snapshot.items() if _session(n) == ts}
         if name in saved:
@@ -202,7 +194,7 @@ def repair(experiment_dir: str) -> list[str]:
                     os.remove(target)
                     changed.append(other)
                 elif _read(target) != saved[other]:
-                    _write_atomic(target, saved[other])
+                    atomic_write(target, saved[other])
                     changed.append(other)
             log.warning("%s was truncated (a driver killed mid-upload); put back the state of Tune "
                         "session %s from the last snapshot, %s", path, ts,

@@ -60,7 +60,7 @@ class SweepState:
 
     def save(self) -> None:
         data = {k: v for k, v in asdict(self).items() if k != "path"}
-        _atomic_write(os.path.join(self.path, STATE_FILE), json.dumps(data, indent=2) + "\n")
+        atomic_write(os.path.join(self.path, STATE_FILE), json.dumps(data, indent=2) + "\n")
 
 
 def ensure_dir(path: str) -> None:
@@ -131,7 +131,7 @@ def repair_journal(path: str) -> bool:
 
 
 def write_json(path: str, obj: Any) -> None:
-    _atomic_write(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def read_json(path: str) -> Any:
@@ -139,10 +139,11 @@ def read_json(path: str) -> Any:
         return json.load(f)
 
 
-def _atomic_write(path: str, text: str) -> None:
+def atomic_write(path: str, data: str | bytes) -> None:
+    """Write through a temporary file and ``os.replace``: a reader never sees half a file."""
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
+    with open(tmp, "wb" if isinstance(data, bytes) else "w") as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import ray
 from ray import tune
+from optuna.exceptions import UpdateFinishedTrialError
 from ray.tune.search.optuna import OptunaSearch
 
 from sweeps import objective as obj
@@ -809,20 +810,16 @@ class JournalSafeOptunaSearch(OptunaSearch):
     """
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        import optuna
-
         try:
             super().on_trial_result(trial_id, result)
-        except optuna.exceptions.UpdateFinishedTrialError:
+        except UpdateFinishedTrialError:
             pass  # its outcome is already in the journal; intermediate values add nothing
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
-        import optuna
-
         try:
             super().on_trial_complete(trial_id, result=result, error=error)
-        except optuna.exceptions.UpdateFinishedTrialError:
+        except UpdateFinishedTrialError:
             log.info("trial %s was already told to the Optuna journal before a restart; "
                      "keeping the journal's outcome", trial_id)
 
