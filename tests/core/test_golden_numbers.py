@@ -1,0 +1,72 @@
+"""HSCL and L1 give today's numbers: recorded on main before the one-method-one-module redesign.
+
+Each case trains two epochs on tiny synthetic data from a fixed seed; the recorded values (train loss
+per epoch, every train term of the last epoch, validation MAE per epoch, test metrics at the best
+epoch) were produced by commit b80cd94 and must agree to 1e-6 after any refactoring.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mmsa_core.config import RunConfig
+from mmsa_core.trainer import train
+
+BASE = dict(text_encoder="tiny", synthetic_train=96, synthetic_valid=48, synthetic_test=48,
+            batch_size=32, max_epochs=2, lr_text=1e-3, num_threads=1, av_layers=1)
+
+RECORDED = {
+    'hscl': dict(
+        config={},
+        train_loss=[1.5889962116877239, 1.562840223312378],
+        train_terms={'loss': 1.562840223312378, 'task': 1.138984461625417, 'supcr_ta': 3.5228076775868735, 'sim_ta': 9.583289782206217, 'supcr_tv': 3.4710562229156494, 'sim_tv': 9.137958844502768, 'supcr_fusion': 3.3519578774770102},
+        valid_mae=[1.3416966944932938, 1.2008706315731008],
+        best_test={'mae': 1.3170877393955986, 'corr': 0.5070996633543646, 'acc2_non0': 0.6444444444444445, 'acc7': 0.16666666666666666}),
+    'hscl_faithful': dict(
+        config={'faithful': True},
+        train_loss=[1.5751760005950928, 1.542048494021098],
+        train_terms={'loss': 1.542048494021098, 'task': 1.128283719221751, 'supcr_ta': 3.4545679092407227, 'sim_ta': 5.465232213338216, 'supcr_tv': 3.4379300276438394, 'sim_tv': 5.264280637105306, 'supcr_fusion': 3.341101884841919},
+        valid_mae=[1.2178008174523711, 1.287448574944089],
+        best_test={'mae': 1.3324980400502682, 'corr': 0.2380077291869143, 'acc2_non0': 0.6444444444444445, 'acc7': 0.16666666666666666}),
+    'hscl_infonce': dict(
+        config={'label_info': 'infonce'},
+        train_loss=[1.7569092909495037, 1.6998315652211506],
+        train_terms={'loss': 1.6998315652211506, 'task': 1.137736976146698, 'supcr_ta': 4.884724775950114, 'sim_ta': 9.619729042053223, 'supcr_tv': 4.803602854410808, 'sim_tv': 9.23037020365397, 'supcr_fusion': 4.463611920674642},
+        valid_mae=[1.3258196199312806, 1.2085944074206054],
+        best_test={'mae': 1.324022730269159, 'corr': 0.5314065636998521, 'acc2_non0': 0.6444444444444445, 'acc7': 0.16666666666666666}),
+    'hscl_ta_seed5': dict(
+        config={'modalities': 'ta', 'seed': 5},
+        train_loss=[1.4839752515157063, 1.4325239658355713],
+        train_terms={'loss': 1.4325239658355713, 'task': 1.1318204402923584, 'supcr_ta': 3.5026148160298667, 'sim_ta': 9.116353670756022, 'supcr_fusion': 2.565609931945801},
+        valid_mae=[1.3944162897144754, 1.2046748354720573],
+        best_test={'mae': 1.3149942395587761, 'corr': 0.5292231696680993, 'acc2_non0': 0.6444444444444445, 'acc7': 0.16666666666666666}),
+    'hscl_squared_nofusion': dict(
+        config={'sim_norm': 'squared_l2', 'disabled_losses': ['supcr_fusion'], 'omega1': 0.3, 'tau': 0.2},
+        train_loss=[9.485872268676758, 7.796121438344319],
+        train_terms={'loss': 7.796121438344319, 'task': 1.136584758758545, 'supcr_ta': 4.387470245361328, 'sim_ta': 74.94830576578777, 'supcr_tv': 4.024448235829671, 'sim_tv': 62.917074839274086},
+        valid_mae=[1.3313649616514642, 1.2278649708411347],
+        best_test={'mae': 1.3423175430701424, 'corr': 0.500106434132856, 'acc2_non0': 0.6444444444444445, 'acc7': 0.16666666666666666}),
+    'l1': dict(
+        config={'method': 'l1'},
+        train_loss=[1.1542197863260906, 1.140084147453308],
+        train_terms={'loss': 1.140084147453308, 'task': 1.140084147453308},
+        valid_mae=[1.359546051050226, 1.204290902086844],
+        best_test={'mae': 1.3195840505262215, 'corr': 0.49097083991042945, 'acc2_non0': 0.6444444444444445, 'acc7': 0.16666666666666666}),
+    'l1_tv': dict(
+        config={'method': 'l1', 'modalities': 'tv', 'seed': 7},
+        train_loss=[1.1420745849609375, 1.1423160036404927],
+        train_terms={'loss': 1.1423160036404927, 'task': 1.1423160036404927},
+        valid_mae=[1.2728995017241687, 1.3032446124125272],
+        best_test={'mae': 1.3724818051947902, 'corr': 0.5043426152344188, 'acc2_non0': 0.4222222222222222, 'acc7': 0.16666666666666666}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RECORDED))
+def test_numbers_match_the_recording(case, tiny_data):
+    rec = RECORDED[case]
+    res = train(RunConfig(**{**BASE, **rec["config"]}), tiny_data, progress=False)
+    assert [r.train["loss"] for r in res.history] == pytest.approx(rec["train_loss"], abs=1e-6)
+    assert res.history[-1].train == pytest.approx(rec["train_terms"], abs=1e-6)
+    assert [r.valid["mae"] for r in res.history] == pytest.approx(rec["valid_mae"], abs=1e-6)
+    got = {k: res.best_test[k] for k in rec["best_test"]}
+    assert got == pytest.approx(rec["best_test"], abs=1e-6)
