@@ -9,11 +9,13 @@
    other settings is refused, naming the fields, rather than silently skipped or mixed).
 2. **MLflow** (docs/ARCHITECTURE.md): experiment ``mmsa-<dataset>``; one parent run per study,
    found again by ``kind=ablation`` + ``sweep_name=<study>`` on a re-run (artifacts
-   ``ablation_spec.yaml``, ``ablation_configs.json``, ``ablation_summary.json``); one child per
+   ``ablation_spec.yaml``, ``ablation_configs.json``, ``ablation_summary.json``), opened and
+   ended by `sweeps.lifecycle.parent_run` as a sweep's is (FINISHED when every pair finished,
+   else FAILED; KILLED on Ctrl-C; FAILED with an ``error`` tag on an exception); one child per
    (variant, seed) with the tags ``stage=ablation``, ``ablation``, ``seed``, ``reference``,
    ``method``, ``dataset``, ``sweep_name``, and the trainer's metrics (``best/test/*`` = test at
    the best validation epoch).
-3. **One Ray Tune grid** of the (variant, seed) pairs with `sweeps.tune_runner.run_grid` — the
+3. **One Ray Tune grid** of the (variant, seed) pairs with `sweeps.grid.run_grid` — the
    sweep's own trainable, resources, checkpoints, retries and MLflow child logging. Pairs whose
    child already FINISHED are not trained again. The grid's Tune experiment is
    ``<storage>/ablations/<study>/grid-<hash of the runs>``: re-running the same command restores an
@@ -34,7 +36,6 @@ Imports Ray, MLflow and torch only inside functions (through `sweeps` and `mmsa_
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import hashlib
 import json
@@ -194,11 +195,12 @@ def validate_only(spec: AblationSpec, opts: RunOptions) -> str:
 
 def run_ablation(spec: AblationSpec, opts: RunOptions = RunOptions()) -> AblationSummary:
     """Train every (variant, seed) of `spec` not yet finished, then log robustness metrics."""
-    from sweeps.config import GridRun, TrackingTarget, TrialResources
-    from sweeps.state import SweepStateError, code_version, ensure_dir
+    from sweeps.cluster import SweepValidationError, prepare_data
+    from sweeps.config import GridRun, TrialResources
+    from sweeps.grid import run_grid
+    from sweeps.lifecycle import connect_checked, parent_run, prepare_storage
+    from sweeps.state import SweepStateError
     from sweeps.tracking import Tracker
-    from sweeps.tune_runner import (REPO_ROOT, SweepValidationError, check_resources, connect,
-                                    prepare_data, run_grid)
 
     uri = opts.resolved_tracking_uri()
     tracker = Tracker(uri)
@@ -210,9 +212,7 @@ def run_ablation(spec: AblationSpec, opts: RunOptions = RunOptions()) -> Ablatio
     # 1. everything that can fail before anything is launched or recorded -----------------------
     study_dir = opts.study_dir(spec.name)
     try:
-        ensure_dir(study_dir)
-        if uri.startswith("sqlite:///"):
-            ensure_dir(os.path.dirname(uri[len("sqlite:///"):]) or ".")
+        prepare_storage(study_dir, uri)
     except SweepStateError as exc:
         raise AblationRunError(str(exc)) from None
     if spec.base_sweep is not None:
@@ -225,63 +225,54 @@ def run_ablation(spec: AblationSpec, opts: RunOptions = RunOptions()) -> Ablatio
     to_train = sum(run_key(t.variant, t.seed) not in finished for t in trials)
     if to_train:  # a re-run with nothing to train needs no Ray at all
         try:
-            connect(opts.address, opts.num_cpus)
-            check_resources(resources)
+            connect_checked(opts.address, opts.num_cpus, resources)
         except SweepValidationError as exc:
             raise AblationRunError(str(exc)) from None
 
     # 2. MLflow parent ------------------------------------------------------------------------------
     parent_tags = {"method": spec.method, "dataset": data.name, "sampler": "grid",
-                   "code_version": code_version(REPO_ROOT), "config_hash": spec.fingerprint(),
+                   "config_hash": spec.fingerprint(),
                    "reference_variant": spec.reference, "variants": ",".join(spec.variant_names()),
                    "seeds": ",".join(str(s) for s in spec.seeds), "spec_source": spec.source,
                    "study_dir": study_dir}
     if spec.base_sweep is not None:
         parent_tags["base_sweep"] = spec.base_sweep
-    parent_run_id = tracker.parent_run(experiment_id, name=spec.name, kind="ablation", tags=parent_tags)
-    tracker.client.log_text(parent_run_id, spec.to_yaml(), SPEC_ARTIFACT)
-    tracker.log_json(parent_run_id, {v: c.to_dict() for v, c in spec.configs().items()}, CONFIGS_ARTIFACT)
-    target = TrackingTarget(tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent_run_id,
-                            tags={"sweep_name": spec.name, "method": spec.method, "dataset": data.name})
+    with parent_run(tracker, experiment_id, name=spec.name, kind="ablation", tags=parent_tags) as parent:
+        parent_run_id = parent.run_id
+        tracker.client.log_text(parent_run_id, spec.to_yaml(), SPEC_ARTIFACT)
+        tracker.log_json(parent_run_id, {v: c.to_dict() for v, c in spec.configs().items()}, CONFIGS_ARTIFACT)
+        target = parent.target(method=spec.method, dataset=data.name)
 
-    runs = [GridRun(key=run_key(t.variant, t.seed), config=t.config, name=f"{spec.name}-{run_key(t.variant, t.seed)}",
-                    tags={"stage": STAGE, "ablation": t.variant, "seed": str(t.seed),
-                          "reference": str(t.reference).lower()})
-            for t in trials]
-    summary = AblationSummary(spec=spec, tracking_uri=uri, experiment_id=experiment_id,
-                              parent_run_id=parent_run_id, study_dir=study_dir, dataset=data.name,
-                              to_train=to_train, finished_before=len(runs) - to_train)
-    print(f"ablation {spec.name!r}: {len(runs)} runs ({len(spec.variants)} variants x {len(spec.seeds)} "
-          f"seeds), {len(finished)} finished before, {summary.to_train} to train", flush=True)
+        runs = [GridRun(key=run_key(t.variant, t.seed), config=t.config,
+                        name=f"{spec.name}-{run_key(t.variant, t.seed)}",
+                        tags={"stage": STAGE, "ablation": t.variant, "seed": str(t.seed),
+                              "reference": str(t.reference).lower()})
+                for t in trials]
+        summary = AblationSummary(spec=spec, tracking_uri=uri, experiment_id=experiment_id,
+                                  parent_run_id=parent_run_id, study_dir=study_dir, dataset=data.name,
+                                  to_train=to_train, finished_before=len(runs) - to_train)
+        print(f"ablation {spec.name!r}: {len(runs)} runs ({len(spec.variants)} variants x {len(spec.seeds)} "
+              f"seeds), {len(finished)} finished before, {summary.to_train} to train", flush=True)
 
-    hook = None
-    if opts.robustness and spec.robustness is not None:
-        hook = RobustnessHook.for_spec(spec)
-    status = "FAILED"
-    try:
-        # 3. the grid -----------------------------------------------------------------------------
-        grid_name = "grid-" + _digest([(r.key, r.config.to_dict()) for r in runs])
-        results = run_grid(runs, data=data, target=target, storage_path=study_dir, name=grid_name,
-                           resources=resources, max_concurrent=opts.max_concurrent,
-                           max_failures=opts.max_failures, post_train=hook, verbose=opts.verbose)
-        summary.results = list(zip(trials, results))
+        hook = None
+        if opts.robustness and spec.robustness is not None:
+            hook = RobustnessHook.for_spec(spec)
+        try:
+            # 3. the grid -------------------------------------------------------------------------
+            grid_name = "grid-" + _digest([(r.key, r.config.to_dict()) for r in runs])
+            results = run_grid(runs, data=data, target=target, storage_path=study_dir, name=grid_name,
+                               resources=resources, max_concurrent=opts.max_concurrent,
+                               max_failures=opts.max_failures, post_train=hook, verbose=opts.verbose)
+            summary.results = list(zip(trials, results))
 
-        # 4. robustness of reference runs the trials did not evaluate ------------------------------
-        if hook is not None:
-            _complete_robustness(summary, hook, data, tracker)
-        tracker.log_json(parent_run_id, _summary_artifact(summary), SUMMARY_ARTIFACT)
-        status = "FINISHED" if summary.ok else "FAILED"
+            # 4. robustness of reference runs the trials did not evaluate --------------------------
+            if hook is not None:
+                _complete_robustness(summary, hook, data, tracker)
+            tracker.log_json(parent_run_id, _summary_artifact(summary), SUMMARY_ARTIFACT)
+        except SweepStateError as exc:
+            raise AblationRunError(str(exc)) from None
+        parent.status = "FINISHED" if summary.ok else "FAILED"
         return summary
-    except SweepStateError as exc:
-        raise AblationRunError(str(exc)) from None
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        with contextlib.suppress(Exception):
-            tracker.kill_leftovers(experiment_id, parent_run_id, reason=f"ablation ended ({status})")
-        with contextlib.suppress(Exception):
-            tracker.finish(parent_run_id, status)
 
 
 # =============================================================================================

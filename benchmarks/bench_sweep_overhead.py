@@ -48,7 +48,8 @@ POINTS = [
 def _configs(n: int, **base):
     from mmsa_core.config import RunConfig
 
-    return [RunConfig(**base, **POINTS[i % len(POINTS)], seed=1111 + i // len(POINTS)) for i in range(n)]
+    return [RunConfig(**base, seed=1111 + i // len(POINTS)).with_params(**POINTS[i % len(POINTS)])
+            for i in range(n)]
 
 
 def _grid(configs, *, data, tracker, experiment_id, root, name, cpu, gpu, concurrent):

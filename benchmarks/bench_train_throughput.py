@@ -23,18 +23,19 @@ except ImportError:
 def measure(encoder: str, data_source: str, batch_size: int, steps: int, warmup: int, device: str) -> dict:
     import torch
 
-    from mmsa_core import objectives
     from mmsa_core.config import RunConfig
     from mmsa_core.data import load_dataset
     from mmsa_core.data.batching import make_loader
-    from mmsa_core.trainer import _forward, build_model, build_optimizer, resolve_device
+    from mmsa_core.methods.runtime import build_runtime
+    from mmsa_core.trainer import build_optimizer, prepare_batch, resolve_device
 
     cfg = RunConfig(text_encoder=encoder, data=data_source, batch_size=batch_size, device=device)
     data = load_dataset(data_source, text_encoder=encoder)
     dev = resolve_device(device)
     torch.manual_seed(0)
-    model = build_model(cfg, data).to(dev).train()
-    opt = build_optimizer(cfg, model)
+    runtime = build_runtime(cfg, data, dev)
+    model = runtime.model.train()
+    opt = build_optimizer(cfg, runtime)
     batches = list(make_loader(data.splits["train"], batch_size=batch_size, shuffle=True, seed=0))
     batches = [b for b in batches if b.labels.shape[0] == batch_size]
     times = []
@@ -43,8 +44,7 @@ def measure(encoder: str, data_source: str, batch_size: int, steps: int, warmup:
         if dev.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        out = _forward(model, b, dev, trim=True)
-        loss = objectives.total_loss(cfg, objectives.compute_terms(cfg, out, b.labels.to(dev)))
+        loss = runtime.total_loss(runtime.training_terms(prepare_batch(b, dev, runtime.trim_padding), epoch=1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

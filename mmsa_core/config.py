@@ -1,38 +1,50 @@
-"""The one typed configuration of a single training run.
+"""The one typed configuration of a single training run: shared fields + the method's own.
 
-Every default is the HSCL authors' value for CMU-MOSI (Chen, Wang, Hao, MMM 2024, Table/§6 of
-`shared/spec/hscl.md`); `RunConfig.paper_mosi()` / `RunConfig.paper_mosei()` are the two presets.
-The config is frozen and flat on purpose: a flat dict of scalars is what Ray Tune samples, what
-MLflow stores as params and what an ablation spec overrides, so one object serves all three.
-Derived values (feature widths, the text width) are read from data and the encoder at build
-time and never written back here.
+`RunConfig` holds what every method shares (data, encoders, optimisation, hardware) as flat fields,
+and the method's hyper-parameters as `method_params`, an instance of that method's own frozen
+dataclass (`mmsa_core.methods.<name>.Params`), so HSCL's ``tau`` never collides with CLFA's.
+
+Flattened (`to_dict`), the method's fields are namespaced ``<method>.<field>`` (``hscl.omega1``):
+a flat dict of scalars is what Ray Tune samples, what MLflow stores as params and what an ablation
+spec or ``--set`` overrides, and it carries only the shared fields plus those of its own method.
+`from_dict` reads that form back (types come from the annotations), refuses another method's keys
+naming the valid ones, and still reads the flat names HSCL used before methods had packages
+(``omega1``, ``tau``, ...) with a `DeprecationWarning`.
+
+Shared defaults are the HSCL authors' CMU-MOSI values (`shared/spec/hscl.md` §6); each method's
+paper presets (`RunConfig.paper(method, dataset)`) change them where its paper does. Derived values
+(feature widths, the text width) are read from data and the encoder at build time, never stored.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import typing
+import warnings
 from dataclasses import dataclass, fields
 from typing import Any, Literal, Mapping
 
-# Loss terms HSCL defines (spec §2-4). Ablations switch them off by these names.
-HSCL_LOSS_TERMS: tuple[str, ...] = ("task", "supcr_ta", "supcr_tv", "sim_ta", "sim_tv", "supcr_fusion")
-MODALITY_SUBSETS: tuple[str, ...] = ("t", "ta", "tv", "tav")
+from mmsa_core.methods import get_method, method_names
+from mmsa_core.methods.base import MODALITY_SUBSETS, MethodParams  # noqa: F401  (re-exported)
+
 SYNTHETIC_SOURCES: tuple[str, ...] = ("synthetic-mosi", "synthetic-mosei")
+DATASET_PRESETS: tuple[str, ...] = ("mosi", "mosei")
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything one training run needs; defaults = HSCL paper, MOSI column (spec §6)."""
+    """Everything one training run needs; shared defaults = HSCL paper, MOSI column (spec §6)."""
 
     # --- what to train ------------------------------------------------------------------
-    method: str = "hscl"  # loss family; see mmsa_core.objectives.METHODS
+    method: str = "hscl"  # a method of the registry (mmsa_core.methods.method_names())
     data: str = "synthetic-mosi"  # MMSA pickle / converted dir, or a synthetic name
     text_encoder: str = "minilm"  # "minilm" (packaged, pretrained), "tiny" (random), or a HF dir
-    modalities: str = "tav"  # subset of t/a/v; text is always present (spec §2: text anchors pairs)
-    faithful: bool = False  # reproduce the six quirks of the authors' code (spec §7)
+    modalities: str = "tav"  # subset of t/a/v; text is always present
+    disabled_losses: tuple[str, ...] = ()  # loss terms switched off by name (ablations)
 
-    # --- encoders (spec §1) -------------------------------------------------------------
+    # --- shared encoders (hscl.md §1, §3) ------------------------------------------------
     max_text_len: int = 50  # tokens; the MMSA files are padded to 50
     av_layers: int = 3  # Transformer layers per acoustic/visual encoder
     audio_heads: int = 1  # MOSI acoustic width 5 -> 1 head
@@ -40,19 +52,10 @@ class RunConfig:
     vision_heads: int = 5  # MOSI visual width 20 -> 5 heads
     vision_ffn: int = 64
     fusion_heads: int = 12  # text-as-query fusion blocks (paper: 12 heads at 768)
-    proj_dim: int = 128  # projection heads FC_m (spec §2)
+    proj_dim: int = 128  # projection heads FC_m
     dropout: float = 0.1
 
-    # --- loss weights (spec §4, §6) -----------------------------------------------------
-    omega1: float = 0.01  # unimodal level weight
-    omega2: float = 0.1  # fusion level weight
-    alpha: float = 0.1  # similarity term inside each unimodal pair
-    tau: float = 0.5  # SupCR temperature
-    sim_norm: Literal["l2", "squared_l2"] = "l2"  # code uses plain L2; paper writes the square
-    label_info: Literal["supcr", "infonce"] = "supcr"  # "infonce" = "without label information"
-    disabled_losses: tuple[str, ...] = ()  # loss terms switched off (ablations)
-
-    # --- optimisation (spec §6) ---------------------------------------------------------
+    # --- optimisation (hscl.md §6) -------------------------------------------------------
     lr_text: float = 5e-5
     lr_other: float = 1e-3
     weight_decay: float = 1e-4
@@ -60,52 +63,98 @@ class RunConfig:
     lr_gamma: float = 0.1
     batch_size: int = 128
     max_epochs: int = 20
-    patience: int = 10  # early stopping on validation MAE
+    patience: int = 10  # early stopping on the validation selection metric
     grad_clip: float = 1.0
     select_metric: Literal["mae", "corr", "acc2_non0"] = "mae"  # validation metric for selection
 
-    # --- reproducibility / hardware -----------------------------------------------------
+    # --- reproducibility / hardware -------------------------------------------------------
     seed: int = 1111
     deterministic: bool = True
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     amp: bool = True  # mixed precision, used on CUDA only
     num_threads: int = 0  # torch intra-op threads; 0 = leave torch's default
 
-    # --- synthetic data size (only read when `data` is a synthetic name) ----------------
+    # --- synthetic data size (only read when `data` is a synthetic name) ------------------
     synthetic_train: int = 0  # 0 = the dataset's real split sizes
     synthetic_valid: int = 0
     synthetic_test: int = 0
 
+    # --- the method's own hyper-parameters ------------------------------------------------
+    method_params: MethodParams | None = None  # None -> the method's defaults
+
     # ------------------------------------------------------------------------------------
     def __post_init__(self) -> None:
+        if self.method not in method_names():
+            raise ValueError(f"invalid RunConfig: method={self.method!r} is not one of "
+                             f"{list(method_names())}")
+        method = get_method(self.method)
+        if self.method_params is None:
+            object.__setattr__(self, "method_params", method.defaults())
+        elif type(self.method_params) is not method.params:
+            raise ValueError(f"invalid RunConfig: method_params is a {type(self.method_params).__qualname__}"
+                             f" from {type(self.method_params).__module__}, but method {self.method!r}"
+                             f" takes {method.params.__module__}.{method.params.__qualname__}")
+        object.__setattr__(self, "disabled_losses", tuple(self.disabled_losses))
         problems = _problems(self)
         if problems:
             raise ValueError("invalid RunConfig: " + "; ".join(problems))
 
     # presets ------------------------------------------------------------------------------
     @classmethod
-    def paper_mosi(cls, **overrides: Any) -> "RunConfig":
-        """HSCL authors' CMU-MOSI configuration (spec §6)."""
-        return cls(**overrides)
+    def paper(cls, method: str = "hscl", dataset: str = "mosi", **values: Any) -> "RunConfig":
+        """`method`'s own paper configuration for `dataset` (mosi | mosei), then `values`
+        (configuration keys as in `from_dict`)."""
+        if dataset not in DATASET_PRESETS:
+            raise ValueError(f"unknown dataset preset {dataset!r}; valid: {list(DATASET_PRESETS)}")
+        m = get_method(method)
+        preset = dict(m.preset(dataset))
+        own = {k: preset.pop(k) for k in list(preset) if k in m.field_names()}
+        start = cls(method=method, method_params=dataclasses.replace(m.defaults(), **own), **preset)
+        return cls.from_dict(values, base=start, source=f"{method} {dataset} preset") if values else start
 
     @classmethod
-    def paper_mosei(cls, **overrides: Any) -> "RunConfig":
-        """HSCL authors' CMU-MOSEI configuration (spec §1, §6)."""
-        base = dict(
-            data="synthetic-mosei", audio_heads=2, audio_ffn=32, vision_heads=5, vision_ffn=32,
-            lr_text=1e-5, lr_other=1e-4, lr_step_epoch=5, omega2=0.05,
-        )
-        base.update(overrides)
-        return cls(**base)
+    def paper_mosi(cls, **values: Any) -> "RunConfig":
+        """The CMU-MOSI preset of ``values['method']`` (default hscl)."""
+        return cls.paper(values.pop("method", "hscl"), "mosi", **values)
+
+    @classmethod
+    def paper_mosei(cls, **values: Any) -> "RunConfig":
+        """The CMU-MOSEI preset of ``values['method']`` (default hscl)."""
+        return cls.paper(values.pop("method", "hscl"), "mosei", **values)
+
+    # access ---------------------------------------------------------------------------------
+    @property
+    def params(self) -> Any:
+        """The method's own hyper-parameters (typed by the method's Params dataclass)."""
+        return self.method_params
+
+    def get(self, key: str) -> Any:
+        """Value of a flat key: a shared field, or ``<method>.<field>``."""
+        flat = self.to_dict()
+        if key not in flat:
+            raise KeyError(f"{key!r} is not a key of this {self.method} configuration; keys: {sorted(flat)}")
+        return flat[key]
 
     # conversions ---------------------------------------------------------------------------
     def replace(self, **changes: Any) -> "RunConfig":
+        """A copy with shared fields changed; a new `method` starts from its own defaults."""
+        if "method" in changes and changes["method"] != self.method and "method_params" not in changes:
+            changes["method_params"] = None
         return dataclasses.replace(self, **changes)
 
+    def with_params(self, **changes: Any) -> "RunConfig":
+        """A copy with the method's own fields changed (bare names)."""
+        return dataclasses.replace(self, method_params=dataclasses.replace(self.method_params, **changes))
+
     def to_dict(self) -> dict[str, Any]:
-        """Flat JSON-able dict (tuples become lists)."""
-        out = dataclasses.asdict(self)
-        out["disabled_losses"] = list(self.disabled_losses)
+        """Flat JSON-able dict: shared fields, then ``<method>.<field>`` (tuples become lists)."""
+        out: dict[str, Any] = {}
+        for f in shared_fields():
+            value = getattr(self, f)
+            out[f] = list(value) if isinstance(value, tuple) else value
+        for f in fields(self.method_params):
+            value = getattr(self.method_params, f.name)
+            out[f"{self.method}.{f.name}"] = list(value) if isinstance(value, tuple) else value
         return out
 
     def to_json(self) -> str:
@@ -114,120 +163,215 @@ class RunConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], *, base: "RunConfig | None" = None,
                   source: str = "config") -> "RunConfig":
-        """Build from a mapping, casting strings (MLflow params, CLI) to the field's type.
+        """Build from flat keys, casting strings (MLflow params, CLI) to the annotated types.
 
-        Unknown keys raise one error that lists the valid names; `source` names where the
-        mapping came from (a file, a variant) so the message points at it.
+        `values` may change the method; its own keys then start from that method's defaults.
+        Unknown keys, or keys of another method, raise one error naming the valid keys; `source`
+        names where the mapping came from (a file, a variant) so the message points at it.
         """
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(k for k in values if k not in known)
-        if unknown:
-            raise ValueError(
-                f"{source}: unknown configuration field(s) {unknown}; valid fields: {sorted(known)}"
-            )
-        changes = {k: _cast(k, v, source) for k, v in values.items()}
         start = base if base is not None else cls()
+        method = str(values.get("method", start.method))
+        if method not in method_names():
+            raise ValueError(f"{source}: unknown method {method!r}; registered methods: {list(method_names())}")
+        m = get_method(method)
+        shared_types = _shared_types()
+        own_types = _field_types(m.params)
+        shared: dict[str, Any] = {}
+        own: dict[str, Any] = {}
+        unknown: list[str] = []
+        foreign: list[str] = []
+        for key, value in values.items():
+            key = str(key)
+            if key in shared_types:
+                shared[key] = _cast(key, shared_types[key], value, source)
+            elif key.startswith(f"{method}.") and key[len(method) + 1:] in own_types:
+                name = key[len(method) + 1:]
+                own[name] = _cast(key, own_types[name], value, source)
+            elif key in _all_legacy_names():
+                owner, name = _all_legacy_names()[key]
+                if owner == method and name in own_types:
+                    _warn_legacy(key, f"{method}.{name}", source)
+                    own.setdefault(name, _cast(key, own_types[name], value, source))
+                else:
+                    # an old record carried every flat field whatever its method: ignore it
+                    _warn_legacy(key, None, source)
+            elif "." in key and key.split(".", 1)[0] in method_names():
+                foreign.append(key)
+            else:
+                unknown.append(key)
+        problems = []
+        if foreign:
+            problems.append(f"key(s) {sorted(foreign)} belong to another method, but this configuration's "
+                            f"method is {method!r}; its own keys: {list(m.keys())}")
+        if unknown:
+            problems.append(f"unknown configuration field(s) {sorted(unknown)}; valid fields: "
+                            f"{sorted(shared_fields()) + list(m.keys())}")
+        if problems:
+            raise ValueError(f"{source}: " + "; ".join(problems))
+        params = start.method_params if method == start.method else m.defaults()
         try:
-            return dataclasses.replace(start, **changes)
-        except ValueError as exc:
+            params = dataclasses.replace(params, **own)
+            shared["method"] = method
+            return dataclasses.replace(start, method_params=params, **shared)
+        except (ValueError, TypeError) as exc:
             raise ValueError(f"{source}: {exc}") from None
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
+        """The shared field names (every method has them)."""
+        return shared_fields()
+
+    def keys(self) -> tuple[str, ...]:
+        """Every flat key of this configuration (shared + this method's)."""
+        return tuple(self.to_dict())
+
+    @property
+    def method_spec(self):
+        """The registry entry of this configuration's method."""
+        return get_method(self.method)
 
     @property
     def active_losses(self) -> tuple[str, ...]:
-        """HSCL loss terms that are computed for this config (modalities and switches applied)."""
-        from mmsa_core.objectives import active_terms  # local: objectives imports torch
-
-        return active_terms(self)
+        """Loss terms that are computed for this config (modalities and switches applied)."""
+        return self.method_spec.active_terms(self)
 
 
 def parse_assignments(items: "list[str] | tuple[str, ...]", *, flag: str = "--set") -> dict[str, str]:
-    """``["tau=0.3", "modalities=ta"]`` -> ``{"tau": "0.3", "modalities": "ta"}`` (values stay strings;
-    `RunConfig.from_dict` casts them). Every CLI's ``--set FIELD=VALUE`` goes through here."""
+    """``["hscl.tau=0.3", "modalities=ta"]`` -> ``{"hscl.tau": "0.3", "modalities": "ta"}`` (values stay
+    strings; `RunConfig.from_dict` casts them). Every CLI's ``--set KEY=VALUE`` goes through here."""
     out: dict[str, str] = {}
     for item in items:
         if "=" not in item:
-            raise ValueError(f"{flag} {item!r}: expected FIELD=VALUE")
+            raise ValueError(f"{flag} {item!r}: expected KEY=VALUE")
         key, value = item.split("=", 1)
         out[key.strip()] = value.strip()
     return out
 
 
+def canonical_key(method: str, key: str) -> str:
+    """`key` as `method` names it now: a pre-namespace name (``tau``) -> ``<method>.tau``."""
+    owner = _all_legacy_names().get(key)
+    return f"{owner[0]}.{owner[1]}" if owner is not None and owner[0] == method else key
+
+
+def method_keys(method: str) -> tuple[str, ...]:
+    """Every flat key a configuration of `method` has (shared + its own)."""
+    return shared_fields() + get_method(method).keys()
+
+
+# ---------------------------------------------------------------------------------------------
+# types from annotations
+
+
+@functools.cache
+def shared_fields() -> tuple[str, ...]:
+    return tuple(f.name for f in fields(RunConfig) if f.name != "method_params")
+
+
+@functools.cache
+def _shared_types() -> dict[str, Any]:
+    hints = typing.get_type_hints(RunConfig)
+    return {f: hints[f] for f in shared_fields()}
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields(cls)}
+
+
+@functools.cache
+def _all_legacy_names() -> dict[str, tuple[str, str]]:
+    out = {}
+    for name in method_names():
+        for old, new in get_method(name).legacy_names.items():
+            out[old] = (name, new)
+    return out
+
+
+def _warn_legacy(old: str, new: str | None, source: str) -> None:
+    if new is None:
+        msg = f"{source}: configuration key {old!r} belongs to another method and is ignored"
+    else:
+        msg = (f"{source}: configuration key {old!r} is deprecated; use {new!r} "
+               "(method fields are namespaced by their method)")
+    warnings.warn(msg, UserWarning if new is None else DeprecationWarning, stacklevel=4)
+
+
 _BOOL_STRINGS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
-_TYPES: dict[str, type] = {
-    "method": str, "data": str, "text_encoder": str, "modalities": str, "faithful": bool,
-    "max_text_len": int, "av_layers": int, "audio_heads": int, "audio_ffn": int,
-    "vision_heads": int, "vision_ffn": int, "fusion_heads": int, "proj_dim": int,
-    "dropout": float, "omega1": float, "omega2": float, "alpha": float, "tau": float,
-    "sim_norm": str, "label_info": str, "disabled_losses": tuple, "lr_text": float,
-    "lr_other": float, "weight_decay": float, "lr_step_epoch": int, "lr_gamma": float,
-    "batch_size": int, "max_epochs": int, "patience": int, "grad_clip": float,
-    "select_metric": str, "seed": int, "deterministic": bool, "device": str, "amp": bool,
-    "num_threads": int, "synthetic_train": int, "synthetic_valid": int, "synthetic_test": int,
-}
 
 
-def _cast(name: str, value: Any, source: str) -> Any:
-    kind = _TYPES[name]
+def _cast(name: str, hint: Any, value: Any, source: str) -> Any:
+    """`value` as the annotated type `hint` (bool, int, float, str, Literal, tuple[...])."""
+    origin = typing.get_origin(hint)
     try:
-        if kind is bool:
-            if isinstance(value, str):
-                return _BOOL_STRINGS[value.strip().lower()]
-            return bool(value)
-        if kind is tuple:
+        if origin is Literal:
+            choices = typing.get_args(hint)
+            cast = _cast(name, type(choices[0]), value, source)
+            if cast not in choices:
+                raise ValueError(f"must be one of {list(choices)}")
+            return cast
+        if origin is tuple or hint is tuple:
+            args = typing.get_args(hint)
+            item = args[0] if args else str
             if isinstance(value, str):
                 text = value.strip()
                 if text.startswith("["):  # JSON list, as MLflow gives params back
-                    return tuple(json.loads(text))
-                if text.startswith("("):  # repr of a tuple
-                    text = text.strip("()")
-                return tuple(p.strip().strip("'\"") for p in text.split(",") if p.strip())
-            return tuple(value)
-        if kind is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(f"{value} is not an integer")
+                    items = json.loads(text)
+                else:
+                    items = [p.strip().strip("'\"") for p in text.strip("()").split(",") if p.strip()]
+            else:
+                items = list(value)
+            return tuple(_cast(name, item, v, source) for v in items)
+        if hint is bool:
+            if isinstance(value, str):
+                return _BOOL_STRINGS[value.strip().lower()]
+            if isinstance(value, (int, float)) and value not in (0, 1):
+                raise ValueError(f"{value} is not a bool")
+            return bool(value)
+        if hint is int:
             if isinstance(value, bool):
                 raise ValueError("a bool is not an integer")
-            return int(float(value)) if isinstance(value, str) else int(value)
-        if kind is float:
+            number = float(value) if isinstance(value, str) else value
+            if isinstance(number, float) and not number.is_integer():
+                raise ValueError(f"{value} is not an integer")
+            return int(number)
+        if hint is float:
             if isinstance(value, bool):
                 raise ValueError("a bool is not a number")
             return float(value)
-        return str(value)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ValueError(
-            f"{source}: field {name!r} expects {kind.__name__}, got {value!r} ({exc})"
-        ) from None
+        if hint is str:
+            return str(value)
+        raise TypeError(f"unsupported annotation {hint!r}")
+    except (KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
+        kind = getattr(hint, "__name__", str(hint))
+        raise ValueError(f"{source}: field {name!r} expects {kind}, got {value!r} ({exc})") from None
+
+
+def _literal_problems(obj: Any, prefix: str) -> list[str]:
+    out = []
+    for name, hint in _field_types(type(obj)).items():
+        if typing.get_origin(hint) is Literal and getattr(obj, name) not in typing.get_args(hint):
+            out.append(f"{prefix}{name}={getattr(obj, name)!r} must be one of {list(typing.get_args(hint))}")
+    return out
 
 
 def _problems(cfg: RunConfig) -> list[str]:
     """Every invalid value of `cfg`, as readable sentences (empty = valid)."""
-    from mmsa_core.objectives import METHODS  # pure-Python registry, no torch at import
-
-    p: list[str] = []
-    if cfg.method not in METHODS:
-        p.append(f"method={cfg.method!r} is not one of {sorted(METHODS)}")
-    if cfg.modalities not in MODALITY_SUBSETS:
-        p.append(f"modalities={cfg.modalities!r} must be one of {list(MODALITY_SUBSETS)} "
-                 "(text is always used)")
-    bad_terms = [t for t in cfg.disabled_losses if t not in HSCL_LOSS_TERMS]
+    method = get_method(cfg.method)
+    p: list[str] = _literal_problems(cfg, "")
+    if cfg.modalities not in method.modality_subsets:
+        p.append(f"modalities={cfg.modalities!r} must be one of {list(method.modality_subsets)} "
+                 f"for method {cfg.method!r} (text is always used)")
+    bad_terms = [t for t in cfg.disabled_losses if t not in method.terms]
     if bad_terms:
-        p.append(f"disabled_losses has unknown term(s) {bad_terms}; valid: {list(HSCL_LOSS_TERMS)}")
+        p.append(f"disabled_losses has unknown term(s) {bad_terms}; method {cfg.method!r} has terms "
+                 f"{list(method.terms)}")
     if "task" in cfg.disabled_losses:
         p.append("disabled_losses may not contain 'task' (nothing would train the regressor)")
-    if cfg.sim_norm not in ("l2", "squared_l2"):
-        p.append(f"sim_norm={cfg.sim_norm!r} must be 'l2' or 'squared_l2'")
-    if cfg.label_info not in ("supcr", "infonce"):
-        p.append(f"label_info={cfg.label_info!r} must be 'supcr' or 'infonce'")
-    if cfg.select_metric not in ("mae", "corr", "acc2_non0"):
-        p.append(f"select_metric={cfg.select_metric!r} must be 'mae', 'corr' or 'acc2_non0'")
-    for name in ("omega1", "omega2", "alpha", "weight_decay"):
-        if getattr(cfg, name) < 0:
-            p.append(f"{name}={getattr(cfg, name)} must be >= 0")
-    for name in ("tau", "lr_text", "lr_other", "lr_gamma", "grad_clip"):
+    if cfg.weight_decay < 0:
+        p.append(f"weight_decay={cfg.weight_decay} must be >= 0")
+    for name in ("lr_text", "lr_other", "lr_gamma", "grad_clip"):
         if not getattr(cfg, name) > 0:
             p.append(f"{name}={getattr(cfg, name)} must be > 0")
     if not 0.0 <= cfg.dropout < 1.0:
@@ -240,4 +384,9 @@ def _problems(cfg: RunConfig) -> list[str]:
     for name in ("synthetic_train", "synthetic_valid", "synthetic_test", "num_threads"):
         if getattr(cfg, name) < 0:
             p.append(f"{name}={getattr(cfg, name)} must be >= 0")
+    prefix = f"{cfg.method}."
+    p += _literal_problems(cfg.method_params, prefix)
+    p += [prefix + q for q in cfg.method_params.problems()]
+    if method.check is not None:
+        p += method.check(cfg)
     return p

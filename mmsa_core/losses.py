@@ -1,4 +1,4 @@
-"""Loss terms of HSCL: pure functions of tensors that return a scalar.
+"""Shared loss terms: pure functions of tensors that return a scalar.
 
 Contents (spec: docs/ARCHITECTURE.md, shared spec hscl.md §2, §4, §5, §7 quirk 1):
 
@@ -7,7 +7,11 @@ Contents (spec: docs/ARCHITECTURE.md, shared spec hscl.md §2, §4, §5, §7 qui
                          ``benchmarks/bench_supcr.py`` (do not train with it: 512 MiB per tensor at N=256);
 - ``infonce_loss``       multi-view InfoNCE / SimCLR (NT-Xent), the "without label information" ablation;
 - ``similarity_loss``    mean L2 distance between paired vectors (``Sim`` of §2);
-- ``l1_loss``            the task loss, mean |y − ŷ| (§4).
+- ``l1_loss``            the task loss, mean |y − ŷ| (§4);
+- ``supcon_loss``        supervised contrastive loss over classes (Khosla et al. 2020, L_out), with an
+                         optional contrast mask (which vectors each anchor is contrasted with) —
+                         HyCon's intra-/inter-modal terms and MM-CKD's multi-view contrast;
+- ``class_labels``       the class rules methods use to turn scores into classes (sign2, sign3, round7).
 
 Every function is device- and dtype-agnostic (float32 / float64; float16 / bfloat16 features are
 promoted to float32) and differentiable. Tests: ``pytest tests/core/test_losses.py``.
@@ -20,10 +24,12 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-__all__ = ["SUPCR_VARIANTS", "supcr_loss", "supcr_loss_direct", "infonce_loss", "similarity_loss", "l1_loss"]
+__all__ = ["SUPCR_VARIANTS", "CLASS_RULES", "supcr_loss", "supcr_loss_direct", "infonce_loss", "similarity_loss",
+           "l1_loss", "supcon_loss", "class_labels"]
 
 SupCRVariant = Literal["intended", "hscl_code"]
 SUPCR_VARIANTS: tuple[str, ...] = ("intended", "hscl_code")
+CLASS_RULES: tuple[str, ...] = ("sign2", "sign3", "round7")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -252,3 +258,64 @@ def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if pred.numel() != target.numel():
         raise ValueError(f"l1_loss: {pred.numel()} predictions for {target.numel()} targets")
     return (pred - target).abs().mean()
+
+
+def class_labels(scores: torch.Tensor, rule: str = "sign2") -> torch.Tensor:
+    """Classes of sentiment scores (methods.md, notation): ``sign2`` = [y ≥ 0] (2 classes),
+    ``sign3`` = negative / zero / positive (0, 1, 2), ``round7`` = round(clip(y, −3, 3)) + 3 (0..6).
+
+    Returns an int64 tensor of the scores' shape.
+    """
+    y = scores.detach()
+    if rule == "sign2":
+        return (y >= 0).long()
+    if rule == "sign3":
+        return (torch.sign(y) + 1).long()
+    if rule == "round7":
+        return torch.round(y.clamp(-3.0, 3.0)).long() + 3
+    raise ValueError(f"unknown class rule {rule!r}; expected one of {list(CLASS_RULES)}")
+
+
+def supcon_loss(z: torch.Tensor, classes: torch.Tensor, tau: float, *,
+                contrast: torch.Tensor | None = None, normalize: bool = True) -> torch.Tensor:
+    r"""Supervised contrastive loss (Khosla et al. 2020, :math:`L^{sup}_{out}`) over M vectors.
+
+    For anchor a, the contrast set C(a) (default: every k ≠ a; ``contrast[a, k]`` restricts it) holds
+    the vectors a is compared with; its positives are P(a) = {p ∈ C(a) : c_p = c_a}:
+
+        L = − 1/|A| Σ_{a∈A} 1/|P(a)| Σ_{p∈P(a)} [ s(a, p) − log Σ_{k∈C(a)} exp s(a, k) ],
+
+    s(i, j) = z_i·z_j / τ on L2-normalised vectors, A = the anchors with at least one positive.
+    With no anchor having a positive the loss is 0 (and still differentiable).
+
+    Args:
+        z: (M, D) vectors (normalised here unless ``normalize=False``).
+        classes: (M,) integer classes.
+        tau: temperature τ > 0.
+        contrast: optional (M, M) bool; the diagonal is always excluded.
+
+    Returns:
+        Scalar tensor.
+    """
+    _check_tau(tau)
+    if z.dim() != 2:
+        raise ValueError(f"supcon_loss: z must be (M, D), got shape {tuple(z.shape)}")
+    m = z.shape[0]
+    if classes.numel() != m:
+        raise ValueError(f"supcon_loss: {classes.numel()} classes for {m} vectors")
+    if z.dtype in (torch.float16, torch.bfloat16):
+        z = z.float()
+    if normalize:
+        z = F.normalize(z, p=2, dim=-1)
+    eye = torch.eye(m, dtype=torch.bool, device=z.device)
+    allowed = ~eye if contrast is None else (contrast.to(device=z.device, dtype=torch.bool) & ~eye)
+    c = classes.reshape(-1).to(z.device)
+    positives = allowed & (c[:, None] == c[None, :])  # (M, M)
+    sim = _logits(z, tau).masked_fill(~allowed, float("-inf"))
+    log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)  # −inf outside C(a)
+    n_pos = positives.sum(1)
+    has = n_pos > 0
+    if not bool(has.any()):
+        return z.sum() * 0.0
+    per_anchor = torch.where(positives, log_prob, torch.zeros_like(log_prob)).sum(1)
+    return -(per_anchor[has] / n_pos[has]).mean()

@@ -2,7 +2,8 @@
 
     python -m mmsa_core.train                                   # HSCL, synthetic MOSI, MiniLM
     python -m mmsa_core.train --data path/to/unaligned_50.pkl --seed 1112 --output-json run.json
-    python -m mmsa_core.train --text-encoder tiny --max-epochs 2 --set omega2=0.2 --set tau=0.3
+    python -m mmsa_core.train --text-encoder tiny --max-epochs 2 --set hscl.omega2=0.2 --set hscl.tau=0.3
+    python -m mmsa_core.train --method l1 --modalities ta
 
 Test metrics are those of the best *validation* epoch. `--tracking-uri` logs the run to MLflow
 (with no value: `sqlite:///<cwd>/mlflow.db`); that is the only path in mmsa_core that touches MLflow,
@@ -18,7 +19,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from mmsa_core.config import MODALITY_SUBSETS, SYNTHETIC_SOURCES, RunConfig, parse_assignments
+from mmsa_core.config import (DATASET_PRESETS, MODALITY_SUBSETS, SYNTHETIC_SOURCES, RunConfig,
+                              parse_assignments, shared_fields)
+from mmsa_core.methods import method_names
 
 METRIC_COLUMNS = (("acc2_has0", "Acc-2 has0", 100), ("acc2_non0", "Acc-2 non0", 100),
                   ("f1_has0", "F1 has0", 100), ("f1_non0", "F1 non0", 100), ("acc7", "Acc-7", 100),
@@ -29,8 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     d = RunConfig()
     p = argparse.ArgumentParser(prog="python -m mmsa_core.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=("mosi", "mosei"), default="mosi",
-                   help="authors' hyper-parameters for CMU-MOSI or CMU-MOSEI (default: %(default)s)")
+    p.add_argument("--method", choices=method_names(), default=d.method,
+                   help="the method to train (default: %(default)s)")
+    p.add_argument("--preset", choices=DATASET_PRESETS, default="mosi",
+                   help="the method's paper hyper-parameters for CMU-MOSI or CMU-MOSEI (default: %(default)s)")
     p.add_argument("--data", default=None,
                    help=f"MMSA pickle / converted directory, or one of {list(SYNTHETIC_SOURCES)} "
                         f"(default: the preset's synthetic data, {d.data})")
@@ -39,13 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "Hugging Face directory (default: %(default)s)")
     p.add_argument("--modalities", choices=MODALITY_SUBSETS, default=d.modalities,
                    help="t = text, a = acoustic, v = visual (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=d.seed, help="(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=None, help=f"(default: the method's preset; {d.seed} for HSCL)")
     p.add_argument("--max-epochs", type=int, default=None, help=f"(default: preset, {d.max_epochs})")
     p.add_argument("--batch-size", type=int, default=None, help=f"(default: preset, {d.batch_size})")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N (default: %(default)s)")
-    p.add_argument("--faithful", action="store_true", help="reproduce the authors' code quirks (spec §7)")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help=f"any RunConfig field, e.g. --set omega1=0.05 (fields: {', '.join(RunConfig.field_names())})")
+    p.add_argument("--faithful", action="store_true",
+                   help="HSCL only: reproduce the authors' code quirks (hscl spec §7; = --set hscl.faithful=true)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any configuration key: a shared field or the method's own <method>.<field>, e.g. "
+                        f"--set hscl.omega1=0.05 (shared fields: {', '.join(shared_fields())}; "
+                        "each method's fields: README, Methods)")
     p.add_argument("--checkpoint-dir", default=None, help="save state every epoch; resume if present")
     p.add_argument("--output-json", default=None, metavar="PATH",
                    help="write the configuration and best-epoch validation and test metrics")
@@ -58,14 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    base = RunConfig.paper_mosei() if args.preset == "mosei" else RunConfig.paper_mosi()
+    base = RunConfig.paper(args.method, args.preset)
     values: dict[str, object] = {"text_encoder": args.text_encoder, "modalities": args.modalities,
-                                 "seed": args.seed, "device": args.device}
-    for key, value in (("data", args.data), ("max_epochs", args.max_epochs), ("batch_size", args.batch_size)):
+                                 "device": args.device}
+    for key, value in (("data", args.data), ("max_epochs", args.max_epochs), ("batch_size", args.batch_size),
+                       ("seed", args.seed)):
         if value is not None:
             values[key] = value
     if args.faithful:
-        values["faithful"] = True
+        if args.method != "hscl":
+            raise ValueError(f"--faithful reproduces HSCL's code quirks; method {args.method!r} has none")
+        values["hscl.faithful"] = True
     values.update(parse_assignments(args.set))
     return RunConfig.from_dict(values, base=base, source="command line")
 
@@ -86,8 +97,7 @@ def _log_to_mlflow(uri: str, result) -> str:
 
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.set_experiment(f"mmsa-{result.dataset}")
-    params = result.config.to_dict()
-    params["disabled_losses"] = json.dumps(params["disabled_losses"])
+    params = {k: json.dumps(v) if isinstance(v, list) else v for k, v in result.config.to_dict().items()}
     with mlflow.start_run(experiment_id=experiment.experiment_id,
                           run_name=f"{result.config.method}-seed{result.config.seed}",
                           tags={"stage": "single", "method": result.config.method,

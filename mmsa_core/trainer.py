@@ -1,8 +1,10 @@
 """The single-run trainer: one function that trains one `RunConfig` and returns its history.
 
-Shape: ``train(cfg, data, *, on_epoch_end=None) -> RunResult``. The loop is the authors' recipe
-(spec hscl.md §6): Adam with a text-encoder and a rest parameter group, StepLR, grad-norm clipping,
-early stopping on the validation split. Test metrics are computed every epoch for information and
+Shape: ``train(cfg, data, *, on_epoch_end=None) -> RunResult``. The loop is the HSCL authors' recipe
+(spec hscl.md §6): Adam over the method's parameter groups, StepLR, grad-norm clipping, early
+stopping on the validation split. Everything that differs between methods — forward passes and loss
+terms per step, per-sample state, the predicting head, gradient accumulation — is asked of the
+method's `MethodRuntime` (`mmsa_core.methods.runtime`); the loop itself never names a method. Test metrics are computed every epoch for information and
 *read at the best validation epoch* — the test split never takes part in selection.
 
 The sweep layer reports through `on_epoch_end(record, save_checkpoint)`; `save_checkpoint(dir)`
@@ -11,6 +13,7 @@ writes everything needed to continue the run bit-for-bit (`resume_from=dir`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -22,14 +25,14 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 
-from mmsa_core import objectives
 from mmsa_core.config import RunConfig
+from mmsa_core.methods.runtime import MethodRuntime, build_runtime
 from mmsa_core.metrics import regression_metrics
 
 if TYPE_CHECKING:
     from mmsa_core.data import MSADataset
+    from mmsa_core.data.batching import Batch
     from mmsa_core.data.corruption import Corruption
-    from mmsa_core.models.hscl import HSCLModel
 
 STATE_FILE = "trainer_state.pt"
 SaveCheckpoint = Callable[[str | Path], None]
@@ -116,18 +119,14 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_model(cfg: RunConfig, data: "MSADataset") -> "HSCLModel":
-    from mmsa_core.models.hscl import HSCLModel
+def build_model(cfg: RunConfig, data: "MSADataset") -> torch.nn.Module:
+    """The method's model for `data` (on the CPU), as its runtime builds it."""
+    return build_runtime(cfg, data, "cpu").model
 
-    return HSCLModel(cfg, audio_dim=data.audio_dim, vision_dim=data.vision_dim)
 
-
-def build_optimizer(cfg: RunConfig, model: "HSCLModel") -> torch.optim.Optimizer:
-    """Adam, two parameter groups: the pretrained text encoder and everything else (spec §6)."""
-    return torch.optim.Adam([
-        {"params": model.text_parameters(), "lr": cfg.lr_text, "name": "text_encoder"},
-        {"params": model.other_parameters(), "lr": cfg.lr_other, "name": "rest"},
-    ], weight_decay=cfg.weight_decay)
+def build_optimizer(cfg: RunConfig, runtime: MethodRuntime) -> torch.optim.Optimizer:
+    """Adam over the method's parameter groups (default: text encoder and rest, spec §6)."""
+    return torch.optim.Adam(runtime.parameter_groups(), weight_decay=cfg.weight_decay)
 
 
 def load_run_data(cfg: RunConfig) -> "MSADataset":
@@ -142,20 +141,17 @@ def load_run_data(cfg: RunConfig) -> "MSADataset":
                         sizes=sizes)
 
 
-def _forward(model: "HSCLModel", batch, device: torch.device, trim: bool):
+def prepare_batch(batch: "Batch", device: torch.device, trim: bool) -> "Batch":
     """Move a batch to the device, cut all-padding columns (pure speed: masks make them inert)."""
-    text_ids, text_mask, text_type = batch.text_ids, batch.text_mask, batch.text_type
-    audio, audio_valid, vision, vision_valid = batch.audio, batch.audio_mask, batch.vision, batch.vision_mask
     if trim:
-        lt = max(int(text_mask.sum(1).max()), 1)
-        la = max(int(audio_valid.sum(1).max()), 1)
-        lv = max(int(vision_valid.sum(1).max()), 1)
-        text_ids, text_mask, text_type = text_ids[:, :lt], text_mask[:, :lt], text_type[:, :lt]
-        audio, audio_valid = audio[:, :la], audio_valid[:, :la]
-        vision, vision_valid = vision[:, :lv], vision_valid[:, :lv]
-    to = dict(device=device, non_blocking=True)
-    return model(text_ids.to(**to), text_mask.to(**to), text_type.to(**to),
-                 audio.to(**to), audio_valid.to(**to), vision.to(**to), vision_valid.to(**to))
+        lt = max(int(batch.text_mask.sum(1).max()), 1)
+        la = max(int(batch.audio_mask.sum(1).max()), 1)
+        lv = max(int(batch.vision_mask.sum(1).max()), 1)
+        batch = dataclasses.replace(
+            batch, text_ids=batch.text_ids[:, :lt], text_mask=batch.text_mask[:, :lt],
+            text_type=batch.text_type[:, :lt], audio=batch.audio[:, :la], audio_mask=batch.audio_mask[:, :la],
+            vision=batch.vision[:, :lv], vision_mask=batch.vision_mask[:, :lv])
+    return batch.to(device, non_blocking=True)
 
 
 def _autocast(device: torch.device, enabled: bool):
@@ -166,22 +162,22 @@ def _autocast(device: torch.device, enabled: bool):
 
 
 @torch.no_grad()
-def predict(model: "HSCLModel", split, cfg: RunConfig, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """Predictions and labels over a split, in the split's order."""
+def predict(runtime: MethodRuntime, split, cfg: RunConfig, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions (of the head the method chooses) and labels over a split, in the split's order."""
     from mmsa_core.data.batching import make_loader
 
-    model.eval()
+    runtime.model.eval()
     preds, labels = [], []
     for batch in make_loader(split, batch_size=max(cfg.batch_size, 64), shuffle=False, seed=0):
         with _autocast(device, cfg.amp):
-            out = _forward(model, batch, device, trim=not cfg.faithful)
-        preds.append(out.prediction.float().cpu().numpy())
+            prediction = runtime.predict(prepare_batch(batch, device, runtime.trim_padding))
+        preds.append(prediction.float().cpu().numpy())
         labels.append(batch.labels.numpy())
     return np.concatenate(preds), np.concatenate(labels)
 
 
-def evaluate(model: "HSCLModel", split, cfg: RunConfig, device: torch.device) -> dict[str, float]:
-    pred, true = predict(model, split, cfg, device)
+def evaluate(runtime: MethodRuntime, split, cfg: RunConfig, device: torch.device) -> dict[str, float]:
+    pred, true = predict(runtime, split, cfg, device)
     return regression_metrics(pred, true)
 
 
@@ -208,8 +204,9 @@ def train(cfg: RunConfig, data: "MSADataset | None" = None, *,
     seed_everything(cfg.seed, cfg.deterministic)
     device = resolve_device(cfg.device)
     data = data if data is not None else load_run_data(cfg)
-    model = build_model(cfg, data).to(device)
-    optimizer = build_optimizer(cfg, model)
+    runtime = build_runtime(cfg, data, device)
+    model = runtime.model
+    optimizer = build_optimizer(cfg, runtime)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step_epoch, gamma=cfg.lr_gamma)
     use_scaler = cfg.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
@@ -219,50 +216,55 @@ def train(cfg: RunConfig, data: "MSADataset | None" = None, *,
     if checkpoint_dir is not None and resume_from is None and (Path(checkpoint_dir) / STATE_FILE).is_file():
         resume_from = checkpoint_dir
     if resume_from is not None:
-        best_weights = _restore(Path(resume_from), model, optimizer, scheduler, scaler, state, device)
+        best_weights = _restore(Path(resume_from), runtime, optimizer, scheduler, scaler, state, device)
 
     def save_checkpoint(directory: str | Path) -> None:
-        _save(Path(directory), cfg, model, optimizer, scheduler, scaler, state, best_weights)
+        _save(Path(directory), cfg, runtime, optimizer, scheduler, scaler, state, best_weights)
 
-    terms_active = objectives.active_terms(cfg)
+    terms_active = cfg.method_spec.active_terms(cfg)
+    accumulate = max(int(runtime.accumulation_steps), 1)
     bar = _progress_bar(progress, cfg, data.name, start=state.epoch)
     while state.epoch < cfg.max_epochs and not state.stopped_early:
         epoch = state.epoch + 1
         started = time.perf_counter()
         model.train()
+        runtime.on_epoch_start(epoch)
         sums = {name: 0.0 for name in ("loss", *terms_active)}
         seen = 0
         loader = make_loader(data.splits["train"], batch_size=cfg.batch_size, shuffle=True,
                              seed=cfg.seed * 1000 + epoch)
+        steps = len(loader)
+        optimizer.zero_grad(set_to_none=True)
         for step, batch in enumerate(loader, start=1):
-            labels = batch.labels.to(device)
+            batch = prepare_batch(batch, device, runtime.trim_padding)
             with _autocast(device, cfg.amp):
-                out = _forward(model, batch, device, trim=not cfg.faithful)
-                out.prediction = out.prediction.float()
-                out.projections = {k: v.float() for k, v in out.projections.items()}
-            terms = objectives.compute_terms(cfg, out, labels)
-            loss = objectives.total_loss(cfg, terms)
+                terms = runtime.training_terms(batch, epoch)
+            loss = runtime.total_loss(terms)
             if not torch.isfinite(loss):
                 bad = [k for k, v in terms.items() if not torch.isfinite(v)] or ["total"]
                 raise NonFiniteLossError(
                     f"non-finite loss at epoch {epoch}, step {step} (terms {bad}: "
                     + ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
-                    + f"); config: lr_text={cfg.lr_text}, lr_other={cfg.lr_other}, tau={cfg.tau}")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            n = labels.shape[0]
+                    + f"); config: lr_text={cfg.lr_text}, lr_other={cfg.lr_other}, "
+                    + ", ".join(f"{k}={v}" for k, v in cfg.to_dict().items() if k.startswith(cfg.method + ".")))
+            scaler.scale(loss / accumulate if accumulate > 1 else loss).backward()
+            runtime.after_backward(batch)
+            if step % accumulate == 0 or step == steps:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+            n = batch.labels.shape[0]
             seen += n
             sums["loss"] += float(loss.detach()) * n
             for k, v in terms.items():
                 sums[k] += float(v.detach()) * n
+        runtime.on_epoch_end(epoch)
         scheduler.step()
         train_stats = {k: v / max(seen, 1) for k, v in sums.items()}
-        valid = evaluate(model, data.splits["valid"], cfg, device)
-        test = evaluate(model, data.splits["test"], cfg, device)
+        valid = evaluate(runtime, data.splits["valid"], cfg, device)
+        test = evaluate(runtime, data.splits["test"], cfg, device)
         score = _score(cfg, valid)
         is_best = score < state.best_score
         state.epoch = epoch
@@ -276,7 +278,7 @@ def train(cfg: RunConfig, data: "MSADataset | None" = None, *,
             if state.bad_epochs >= cfg.patience and epoch < cfg.max_epochs:
                 state.stopped_early = True
         record = EpochRecord(epoch=epoch, train=train_stats, valid=valid, test=test,
-                             lr=float(optimizer.param_groups[1]["lr"]),
+                             lr=float(optimizer.param_groups[-1]["lr"]),
                              seconds=time.perf_counter() - started, is_best=is_best,
                              best_epoch=state.best_epoch, best_valid=dict(state.best_valid),
                              best_test=dict(state.best_test))
@@ -296,12 +298,13 @@ def train(cfg: RunConfig, data: "MSADataset | None" = None, *,
 # checkpoints
 
 
-def _save(directory: Path, cfg: RunConfig, model, optimizer, scheduler, scaler, state: _Progress,
-          best_weights) -> None:
+def _save(directory: Path, cfg: RunConfig, runtime: MethodRuntime, optimizer, scheduler, scaler,
+          state: _Progress, best_weights) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     payload = {
         "config": cfg.to_dict(),
-        "model": model.state_dict(),
+        "model": runtime.model.state_dict(),
+        "method_state": runtime.state_dict(),
         "best_model": best_weights,
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -317,12 +320,13 @@ def _save(directory: Path, cfg: RunConfig, model, optimizer, scheduler, scaler, 
     os.replace(tmp, directory / STATE_FILE)  # atomic: a kill mid-write never leaves half a file
 
 
-def _restore(directory: Path, model, optimizer, scheduler, scaler, state: _Progress, device):
+def _restore(directory: Path, runtime: MethodRuntime, optimizer, scheduler, scaler, state: _Progress, device):
     path = directory / STATE_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no trainer checkpoint at {path}")
     payload = torch.load(path, map_location=device, weights_only=False)
-    model.load_state_dict(payload["model"])
+    runtime.model.load_state_dict(payload["model"])
+    runtime.load_state_dict(payload.get("method_state") or {})
     optimizer.load_state_dict(payload["optimizer"])
     scheduler.load_state_dict(payload["scheduler"])
     scaler.load_state_dict(payload["scaler"])
@@ -338,13 +342,20 @@ def _restore(directory: Path, model, optimizer, scheduler, scaler, state: _Progr
     return payload["best_model"]
 
 
-def load_best_model(directory: str | Path, data: "MSADataset", *, device: str = "cpu") -> tuple[RunConfig, "HSCLModel"]:
-    """The best-validation weights of a saved run, ready for evaluation."""
+def load_best_runtime(directory: str | Path, data: "MSADataset", *,
+                      device: str = "cpu") -> tuple[RunConfig, MethodRuntime]:
+    """The method runtime of a saved run with its best-validation weights, ready for evaluation."""
     payload = torch.load(Path(directory) / STATE_FILE, map_location=device, weights_only=False)
     cfg = RunConfig.from_dict(payload["config"], source=str(directory))
-    model = build_model(cfg, data).to(device)
-    model.load_state_dict(payload["best_model"] or payload["model"])
-    return cfg, model
+    runtime = build_runtime(cfg, data, device)
+    runtime.model.load_state_dict(payload["best_model"] or payload["model"])
+    return cfg, runtime
+
+
+def load_best_model(directory: str | Path, data: "MSADataset", *, device: str = "cpu") -> tuple[RunConfig, torch.nn.Module]:
+    """The best-validation weights of a saved run, ready for evaluation."""
+    cfg, runtime = load_best_runtime(directory, data, device=device)
+    return cfg, runtime.model
 
 
 def evaluate_checkpoint(cfg: RunConfig, data: "MSADataset", checkpoint_dir: str | Path, *,
@@ -353,12 +364,12 @@ def evaluate_checkpoint(cfg: RunConfig, data: "MSADataset", checkpoint_dir: str 
     from mmsa_core.data.corruption import apply_corruption
 
     device = resolve_device(cfg.device)
-    _, model = load_best_model(checkpoint_dir, data, device=str(device))
+    _, runtime = load_best_runtime(checkpoint_dir, data, device=str(device))
     arrays = data.splits[split]
     if corruption is not None:
         arrays = apply_corruption(arrays, corruption)
     seed_everything(cfg.seed, cfg.deterministic)  # faithful mode's random [CLS] stays reproducible
-    return evaluate(model, arrays, cfg, device)
+    return evaluate(runtime, arrays, cfg, device)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,6 +25,9 @@ from reports.tables import (STD_NOTE, UNITS_NOTE, TextTable, ablation_table, met
 
 FORMATS = ("md", "tex", "html")
 ROBUST_METRICS = ("mae", "acc2_non0")
+# The method every other one is tested against in the method comparison (the project's first method).
+# Reports read MLflow only, so this is a name, not a registry lookup.
+REFERENCE_METHOD = "hscl"
 
 
 @dataclass
@@ -260,25 +263,40 @@ class _Context:
 
     # --- method comparison ----------------------------------------------------------------------
     def methods_section(self) -> None:
-        sweeps = runs.list_parents(self.uri, self.exp.id, "sweep")  # newest first
+        """One row per method: the final-stage runs of the newest sweep (or method comparison) that
+        has FINISHED final runs of that method; paired tests against HSCL over matched seeds."""
+        parents = sorted(runs.list_parents(self.uri, self.exp.id, "sweep")
+                         + runs.list_parents(self.uri, self.exp.id, "comparison"),
+                         key=lambda p: p.start_time, reverse=True)  # newest first
         final = runs.tidy(runs.search(self.uri, self.exp.id, "tags.stage = 'final'"))
         finished = final[final["status"] == runs.KEPT_STATUS]
         chosen: dict[str, runs.Parent] = {}
-        for p in sweeps:
-            method = p.method or _one(finished.loc[finished["parent_run_id"] == p.run_id, "method"])
-            if method and method not in chosen and (finished["parent_run_id"] == p.run_id).any():
-                chosen[method] = p
+        shadowed = 0
+        for p in parents:
+            mine = finished[finished["parent_run_id"] == p.run_id]
+            methods = sorted({m for m in mine["method"].dropna().unique()}) or ([p.method] if p.method else [])
+            if mine.empty:
+                continue
+            fresh = [m for m in methods if m not in chosen]
+            shadowed += len(methods) - len(fresh)
+            for m in fresh:
+                chosen[m] = p
         sec = Section("methods", "Method comparison (final stage)")
         if not chosen:
-            sec.blocks.append(Paragraph("No sweep in this experiment has FINISHED final-stage runs."))
+            sec.blocks.append(Paragraph("No sweep or method comparison in this experiment has FINISHED "
+                                        "final-stage runs."))
             self.report.sections.append(sec)
             return
         groups, names, notes = [], [], []
         ids = {p.run_id for p in chosen.values()}
         self._finished(final[final["parent_run_id"].isin(ids)], "method comparison (final stage)")
-        for method in sorted(chosen):
+        reference = REFERENCE_METHOD if REFERENCE_METHOD in chosen else None
+        for method in sorted(chosen, key=lambda m: (m != reference, m)):
             p = chosen[method]
-            vf, dropped = runs.latest_per_seed(finished[finished["parent_run_id"] == p.run_id])
+            mine = finished[finished["parent_run_id"] == p.run_id]
+            if "method" in mine and mine["method"].notna().any():
+                mine = mine[mine["method"] == method]
+            vf, dropped = runs.latest_per_seed(mine)
             groups.append((method, vf))
             names.append(p.name)
             if p.dataset:
@@ -286,13 +304,21 @@ class _Context:
             self.datasets.update(vf["dataset"].dropna().unique())
             if dropped:
                 notes.append(f"{method}: {dropped} duplicate run(s) of a seed left out (newest kept)")
-        older = sum(1 for p in sweeps if p.run_id not in ids and (finished["parent_run_id"] == p.run_id).any())
-        if older:
-            notes.append(f"{older} older sweep(s) with final-stage runs not shown (newest sweep per method)")
-        sec.blocks.append(results_table(
-            groups, id="methods", title="Method comparison",
-            caption=f"Final-stage test metrics at the best validation epoch, newest sweep per method; {STD_NOTE}. "
-                    f"{UNITS_NOTE}.", extra={"Sweep": names}, notes=notes))
+        if shadowed:
+            notes.append(f"{shadowed} older sweep(s) or comparison(s) with final-stage runs not shown "
+                         "(newest per method)")
+        against = (f"Δ and paired tests against {reference} over matched seeds, Holm-corrected across methods"
+                   if reference else f"no {REFERENCE_METHOD} runs: no paired tests")
+        table = ablation_table(
+            groups, reference=reference, id="methods", title="Method comparison", row_header="Method",
+            caption=f"Final-stage test metrics at the best validation epoch, newest sweep or comparison per "
+                    f"method; {STD_NOTE}; {against}. {UNITS_NOTE}.",
+            test=self.test, alpha=self.alpha, extra={"Source": names}, notes=notes)
+        if reference and self.test == "wilcoxon":
+            table = _with_wilcoxon_floor(table, self.alpha)
+        sec.blocks.append(table)
+        if reference and len(groups) > 1:
+            sec.blocks.append(pvalue_table(table))
         self.report.sections.append(sec)
 
 

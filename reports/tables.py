@@ -224,7 +224,8 @@ def results_table(groups: Sequence[tuple[str, Any]], *, id: str, title: str, cap
 
 def ablation_table(variants: Sequence[tuple[str, Any]], *, reference: str | None, id: str, title: str,
                    caption: str, test: str = "ttest", alpha: float = 0.05, notes: Sequence[str] = (),
-                   prefix: str = TEST_PREFIX, metric_keys: Sequence[str] | None = None) -> StatTable:
+                   prefix: str = TEST_PREFIX, metric_keys: Sequence[str] | None = None,
+                   row_header: str = "Variant", extra: Mapping[str, Sequence[str]] | None = None) -> StatTable:
     """One row per variant (reference first): mean ± std, Δ vs reference, paired test + Holm.
 
     Runs are paired by seed (only seeds present in both). The Holm family is, per metric, the
@@ -258,15 +259,19 @@ def ablation_table(variants: Sequence[tuple[str, Any]], *, reference: str | None
                 c = StatCell(c.mean, c.std, c.n, delta=delta, p=r.p, p_adj=p_adj, n_pairs=r.n_pairs,
                              significant=p_adj is not None and p_adj <= alpha, reason=r.reason)
             cells[v][col.key] = c
-    rows = tuple(StatRow(v, cells[v], int(len(frames[v])), reference=(v == reference)) for v in order)
-    return StatTable(id=id, title=title, caption=caption, columns=columns, rows=rows, row_header="Variant",
+    extra = dict(extra or {})
+    extra_of = {label: {h: vals[i] for h, vals in extra.items()} for i, label in enumerate(labels)}
+    rows = tuple(StatRow(v, cells[v], int(len(frames[v])), reference=(v == reference), extra=extra_of[v])
+                 for v in order)
+    return StatTable(id=id, title=title, caption=caption, columns=columns, rows=rows, row_header=row_header,
+                     extra_headers=tuple(extra),
                      show_delta=reference is not None, notes=tuple(notes),
                      test=test if reference else None, alpha=alpha if reference else None)
 
 
 def pvalue_table(table: StatTable) -> TextTable:
     """The paired tests behind an ablation table: pairs, raw p and Holm-adjusted p per metric."""
-    headers = ["Variant"] + [f"{c.header}: n pairs / p / p (Holm)" for c in table.columns]
+    headers = [table.row_header] + [f"{c.header}: n pairs / p / p (Holm)" for c in table.columns]
     rows = []
     for row in table.rows:
         if row.reference:
@@ -280,8 +285,9 @@ def pvalue_table(table: StatTable) -> TextTable:
     reasons = sorted({f"{row.label}, {c.header}: p n/a — {row.cells[c.key].reason}"
                       for row in table.rows for c in table.columns if row.cells[c.key].reason})
     name = stats.TESTS.get(table.test or "", table.test or "")
+    what = "methods" if table.row_header == "Method" else "variants"
     caption = (f"{name} against the reference over matched seeds; {stats.CORRECTION} correction across "
-               f"variants per metric; * Holm-adjusted p ≤ α = {table.alpha:g}.")
+               f"{what} per metric; * Holm-adjusted p ≤ α = {table.alpha:g}.")
     return TextTable(id=table.id + "-tests", title=table.title + " — paired tests", caption=caption,
                      headers=tuple(headers), rows=tuple(rows), notes=tuple(reasons),
                      numeric=(False,) + (True,) * len(table.columns))

@@ -5,10 +5,15 @@ Light on import (no Ray, MLflow, Optuna or torch): the heavy entry points load o
     from sweeps import SweepConfig, run_sweep
     result = run_sweep(SweepConfig(name="mosi-a", data="synthetic-mosi", num_samples=20))
 
-Modules: `config` (SweepConfig and the grid value types), `spaces` (search spaces as data),
-`objective` (the fidelity-robust objective), `state` (sweep directory, resume, journal repair),
-`tracking` (the only mlflow importer), `tune_runner` (the only ray.tune importer: `run_sweep`,
-`run_grid`, `connect`, `prepare_data`, `share_dataset`), `hscl` (the command line).
+Modules (docs/ARCHITECTURE.md, "sweeps"): `config` (SweepConfig and the grid value types), `spaces`
+(search spaces from the method registry), `objective` (the fidelity-robust objective), `state`
+(sweep directory, resume, journal repair), `resume_state` (Tune state snapshots), `tracking` (the
+only mlflow importer); the Ray side, each module one concern: `cluster` (`connect`,
+`check_resources`, `prepare_data`, `share_dataset`), `faults` (test-only fault injection),
+`trainable` (the trial), `callbacks` (driver-set MLflow statuses), `grid` (`run_grid`), `search`
+(`run_sweep`), `lifecycle` (the MLflow parent run's life, shared with ablations), `console`
+(`print_result`); `tune_runner` (the old single module's names, for pickled Tune state); `cli`
+(the command line), with the entries `hscl` and `l1`.
 """
 
 from __future__ import annotations
@@ -27,11 +32,11 @@ __all__ = [
 ]
 
 _LAZY = {
-    "run_sweep": "sweeps.tune_runner", "run_grid": "sweeps.tune_runner",
-    "connect": "sweeps.tune_runner", "check_resources": "sweeps.tune_runner",
-    "prepare_data": "sweeps.tune_runner", "share_dataset": "sweeps.tune_runner",
-    "SweepResult": "sweeps.tune_runner", "SweepValidationError": "sweeps.tune_runner",
-    "SweepInterrupted": "sweeps.tune_runner",
+    "run_sweep": "sweeps.search", "SweepResult": "sweeps.search",
+    "run_grid": "sweeps.grid", "SweepInterrupted": "sweeps.grid",
+    "connect": "sweeps.cluster", "check_resources": "sweeps.cluster",
+    "prepare_data": "sweeps.cluster", "share_dataset": "sweeps.cluster",
+    "SweepValidationError": "sweeps.cluster",
     "Tracker": "sweeps.tracking",
 }
 

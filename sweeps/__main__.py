@@ -2,6 +2,7 @@
 
 import sys
 
-from sweeps.hscl import main
+from sweeps import hscl
+from sweeps.cli import main
 
-sys.exit(main())
+sys.exit(main(default_method="hscl", description=hscl.__doc__))

@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
-from mmsa_core.config import SYNTHETIC_SOURCES, RunConfig
+from mmsa_core.config import SYNTHETIC_SOURCES, RunConfig, canonical_key
 
 SAMPLERS: tuple[str, ...] = ("tpe", "gp")
 PRESETS: tuple[str, ...] = ("auto", "mosi", "mosei")
@@ -46,6 +46,15 @@ _RUNTIME_FIELDS = frozenset({
 })
 
 
+# SweepConfig's fields when the configuration hash was first defined (legacy_config_hash)
+_V1_SWEEP_FIELDS = frozenset({
+    "name", "method", "data", "text_encoder", "preset", "overrides", "max_epochs", "num_samples",
+    "search_lr_dropout", "sampler", "sampler_seed", "paper_start", "asha_grace_period",
+    "asha_reduction_factor", "final_seeds", "smoke", "storage_path", "tracking_uri", "address", "num_cpus",
+    "max_concurrent", "cpus_per_trial", "gpus_per_trial", "max_failures", "inject_fault", "verbose",
+})
+
+
 def resolve_tracking_uri(tracking_uri: str, storage_path: str) -> str:
     """`tracking_uri`, else $MLFLOW_TRACKING_URI, else ``sqlite:///<storage_path>/mlflow.db``.
 
@@ -65,7 +74,7 @@ class SweepConfig:
 
     # --- what is searched ---------------------------------------------------------------------
     name: str = ""  # sweep name = sweep directory and MLflow parent run; "" -> "<method>-<data>"
-    method: str = "hscl"  # loss family (mmsa_core.objectives.METHODS); picks the search space
+    method: str = "hscl"  # a registered method (mmsa_core.methods); picks presets and search space
     data: str = "synthetic-mosi"  # MMSA pickle / converted dir, or synthetic-mosi / synthetic-mosei
     text_encoder: str = "minilm"  # minilm | tiny | a local Hugging Face directory
     preset: str = "auto"  # authors' hyper-parameters: mosi | mosei | auto (from the data name)
@@ -119,16 +128,19 @@ class SweepConfig:
 
     def base_run_config(self) -> RunConfig:
         """The RunConfig every trial starts from: preset + encoder/data/epochs + overrides."""
-        preset = self.preset
-        if preset == "auto":
-            preset = "mosei" if "mosei" in data_name(self.data).lower() else "mosi"
-        base = RunConfig.paper_mosei() if preset == "mosei" else RunConfig.paper_mosi()
-        values: dict[str, Any] = {"method": self.method, "data": self.data,
-                                  "text_encoder": self.text_encoder}
+        base = RunConfig.paper(self.method, self.dataset_preset)
+        values: dict[str, Any] = {"data": self.data, "text_encoder": self.text_encoder}
         if self.max_epochs:
             values["max_epochs"] = self.max_epochs
         values.update(self.overrides)
         return RunConfig.from_dict(values, base=base, source="sweep configuration")
+
+    @property
+    def dataset_preset(self) -> str:
+        """mosi | mosei: the preset asked for, or the one the data's name implies."""
+        if self.preset != "auto":
+            return self.preset
+        return "mosei" if "mosei" in data_name(self.data).lower() else "mosi"
 
     def describe(self) -> dict[str, Any]:
         """JSON-able dict of every field (for sweep.json and the MLflow parent run)."""
@@ -150,12 +162,43 @@ class SweepConfig:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
+    def legacy_config_hash(self, space: list[dict[str, Any]]) -> str | None:
+        """The hash this sweep had before methods had packages (flat HSCL names, every field of the
+        old flat RunConfig), so that a sweep started then resumes now; None when the sweep uses a
+        field that did not exist then (it cannot have been started before)."""
+        described = self.describe()
+        new_fields = {k for k in described if k not in _V1_SWEEP_FIELDS}
+        defaults = SweepConfig().describe()
+        if any(described[k] != defaults[k] for k in new_fields):
+            return None
+        if self.method not in ("hscl", "l1"):
+            return None
+        what = {k: v for k, v in described.items() if k in _V1_SWEEP_FIELDS and k not in _RUNTIME_FIELDS}
+        base = self.base_run_config()
+        flat = {k: v for k, v in base.to_dict().items() if "." not in k}
+        hscl = base if base.method == "hscl" else RunConfig.paper("hscl", self.dataset_preset)
+        for key, value in hscl.to_dict().items():  # the old flat config had HSCL's fields for every method
+            if key.startswith("hscl."):
+                flat[key[len("hscl."):]] = value
+        what["base_run_config"] = flat
+        what["space"] = [{**d, "name": d["name"].removeprefix("hscl.")} for d in space]
+        blob = json.dumps(what, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
 def smoke_config(**explicit: Any) -> SweepConfig:
-    """A `SweepConfig` with the --smoke defaults, `explicit` values taking precedence."""
+    """A `SweepConfig` with the --smoke defaults, `explicit` values taking precedence.
+
+    A smoke override that the method's sweep searches (l1 searches ``lr_text``) is left to the search.
+    """
+    from sweeps.spaces import SPACES
+
     values: dict[str, Any] = dict(SMOKE_DEFAULTS)
-    overrides = dict(SMOKE_RUN_OVERRIDES)
-    overrides.update(explicit.pop("overrides", {}) or {})
-    values.update(explicit)
+    values.update({k: v for k, v in explicit.items() if k != "overrides"})
+    method = values.get("method", SweepConfig.method)
+    searched = set(SPACES[method].names(values.get("search_lr_dropout", False))) if method in SPACES else set()
+    overrides = {k: v for k, v in SMOKE_RUN_OVERRIDES.items() if k not in searched}
+    overrides.update(explicit.get("overrides", {}) or {})
     values["overrides"] = overrides
     values["smoke"] = True
     return SweepConfig(**values)
@@ -175,13 +218,13 @@ def data_name(data: str) -> str:
 
 
 def _problems(c: SweepConfig) -> list[str]:
-    from sweeps.spaces import SPACES  # pure data
+    from sweeps.spaces import SPACES  # derived from the method registry (pure data)
 
     p: list[str] = []
     if not c.name or any(ch in c.name for ch in "/\\ \t\n") or c.name.startswith("."):
         p.append(f"name={c.name!r} must be a non-empty directory name without slashes or spaces")
     if c.method not in SPACES:
-        p.append(f"method={c.method!r} has no search space; known: {sorted(SPACES)}")
+        p.append(f"method={c.method!r} is not a registered method; known: {sorted(SPACES)}")
     if c.preset not in PRESETS:
         p.append(f"preset={c.preset!r} must be one of {list(PRESETS)}")
     if c.sampler not in SAMPLERS:
@@ -209,7 +252,7 @@ def _problems(c: SweepConfig) -> list[str]:
         p.append(f"max_failures={c.max_failures} must be >= 0")
     if c.method in SPACES:
         searched = {q.name for q in SPACES[c.method].params(c.search_lr_dropout)}
-        clash = sorted(searched & set(c.overrides))
+        clash = sorted(k for k in c.overrides if canonical_key(c.method, k) in searched)
         if clash:
             p.append(f"overrides {clash} are searched by the sweep; drop them or the search")
     if not p:

@@ -75,14 +75,22 @@ def ensure_dir(path: str) -> None:
         raise SweepStateError(f"storage path {path!r} cannot be created or written: {exc}") from None
 
 
-def open_sweep_state(sweep_dir: str, *, name: str, config_hash: str, tracking_uri: str) -> SweepState:
-    """Load the sweep's state, or create it; refuse a resume with another configuration."""
+def open_sweep_state(sweep_dir: str, *, name: str, config_hash: str, tracking_uri: str,
+                     legacy_hashes: tuple[str | None, ...] = ()) -> SweepState:
+    """Load the sweep's state, or create it; refuse a resume with another configuration.
+
+    `legacy_hashes`: what the same configuration hashed to under an older hash definition; a state
+    recorded with one of them is the same sweep, and is re-recorded under `config_hash`.
+    """
     ensure_dir(sweep_dir)
     path = os.path.join(sweep_dir, STATE_FILE)
     if os.path.exists(path):
         with open(path) as f:
             data = json.load(f)
         state = SweepState(**data, path=sweep_dir)
+        if state.config_hash != config_hash and state.config_hash in {h for h in legacy_hashes if h}:
+            state.config_hash = config_hash
+            state.save()
         if state.config_hash != config_hash:
             raise SweepStateError(
                 f"sweep {name!r} in {sweep_dir} was started with a different configuration "

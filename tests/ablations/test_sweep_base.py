@@ -7,6 +7,7 @@ import pytest
 from ablations.runner import AblationRunError, RunOptions, resolve_sweep_base, validate_only
 from ablations.spec import AblationSpecError, parse_spec
 from mmsa_core.config import RunConfig
+from tests.core.conftest import run_config
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +20,7 @@ def store(tmp_path_factory):
     tracker = Tracker(uri)
     exp = tracker.experiment("synthetic-mosi")
     parent = tracker.parent_run(exp, name="s1", kind="sweep", tags={"method": "hscl", "dataset": "synthetic-mosi"})
-    best = RunConfig(text_encoder="tiny", omega1=0.05, omega2=0.3, tau=0.2, seed=77)
+    best = run_config(text_encoder="tiny", omega1=0.05, omega2=0.3, tau=0.2, seed=77)
     tracker.log_json(parent, {"trial_id": "t1", "objective": 0.9, "config": best.to_dict()}, "best_config.json")
     tracker.finish(parent, "FINISHED")
     return uri, parent, tracker
@@ -37,7 +38,7 @@ def test_base_is_the_sweeps_best_configuration(store, by):
     spec = spec_for({"sweep": "s1" if by == "name" else parent, "overrides": {"max_epochs": 3}})
     resolved = resolve_sweep_base(spec, tracker)
     full = resolved.config("full")
-    assert (full.omega1, full.omega2, full.tau, full.text_encoder) == (0.05, 0.3, 0.2, "tiny")
+    assert (full.params.omega1, full.params.omega2, full.params.tau, full.text_encoder) == (0.05, 0.3, 0.2, "tiny")
     assert full.max_epochs == 3, "the spec's base overrides apply on top of the sweep's configuration"
     assert full.seed == resolved.seeds[0], "seeds come from the spec, never from the sweep"
     assert resolved.config("nofuse").disabled_losses == ("supcr_fusion",)

@@ -2,7 +2,8 @@
 
 Each case trains two epochs on tiny synthetic data from a fixed seed; the recorded values (train loss
 per epoch, every train term of the last epoch, validation MAE per epoch, test metrics at the best
-epoch) were produced by commit b80cd94 and must agree to 1e-6 after any refactoring.
+epoch) were produced by commit b80cd94 (flat HSCL field names then) and must agree to 1e-6
+after any refactoring.
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ RECORDED = {
         valid_mae=[1.3416966944932938, 1.2008706315731008],
         best_test={'mae': 1.3170877393955986, 'corr': 0.5070996633543646, 'acc2_non0': 0.6444444444444445, 'acc7': 0.16666666666666666}),
     'hscl_faithful': dict(
-        config={'faithful': True},
+        config={'hscl.faithful': True},
         train_loss=[1.5751760005950928, 1.542048494021098],
         train_terms={'loss': 1.542048494021098, 'task': 1.128283719221751, 'supcr_ta': 3.4545679092407227, 'sim_ta': 5.465232213338216, 'supcr_tv': 3.4379300276438394, 'sim_tv': 5.264280637105306, 'supcr_fusion': 3.341101884841919},
         valid_mae=[1.2178008174523711, 1.287448574944089],
         best_test={'mae': 1.3324980400502682, 'corr': 0.2380077291869143, 'acc2_non0': 0.6444444444444445, 'acc7': 0.16666666666666666}),
     'hscl_infonce': dict(
-        config={'label_info': 'infonce'},
+        config={'hscl.label_info': 'infonce'},
         train_loss=[1.7569092909495037, 1.6998315652211506],
         train_terms={'loss': 1.6998315652211506, 'task': 1.137736976146698, 'supcr_ta': 4.884724775950114, 'sim_ta': 9.619729042053223, 'supcr_tv': 4.803602854410808, 'sim_tv': 9.23037020365397, 'supcr_fusion': 4.463611920674642},
         valid_mae=[1.3258196199312806, 1.2085944074206054],
@@ -41,7 +42,7 @@ RECORDED = {
         valid_mae=[1.3944162897144754, 1.2046748354720573],
         best_test={'mae': 1.3149942395587761, 'corr': 0.5292231696680993, 'acc2_non0': 0.6444444444444445, 'acc7': 0.16666666666666666}),
     'hscl_squared_nofusion': dict(
-        config={'sim_norm': 'squared_l2', 'disabled_losses': ['supcr_fusion'], 'omega1': 0.3, 'tau': 0.2},
+        config={'hscl.sim_norm': 'squared_l2', 'disabled_losses': ['supcr_fusion'], 'hscl.omega1': 0.3, 'hscl.tau': 0.2},
         train_loss=[9.485872268676758, 7.796121438344319],
         train_terms={'loss': 7.796121438344319, 'task': 1.136584758758545, 'supcr_ta': 4.387470245361328, 'sim_ta': 74.94830576578777, 'supcr_tv': 4.024448235829671, 'sim_tv': 62.917074839274086},
         valid_mae=[1.3313649616514642, 1.2278649708411347],
@@ -64,7 +65,7 @@ RECORDED = {
 @pytest.mark.parametrize("case", sorted(RECORDED))
 def test_numbers_match_the_recording(case, tiny_data):
     rec = RECORDED[case]
-    res = train(RunConfig(**{**BASE, **rec["config"]}), tiny_data, progress=False)
+    res = train(RunConfig.from_dict({**BASE, **rec["config"]}), tiny_data, progress=False)
     assert [r.train["loss"] for r in res.history] == pytest.approx(rec["train_loss"], abs=1e-6)
     assert res.history[-1].train == pytest.approx(rec["train_terms"], abs=1e-6)
     assert [r.valid["mae"] for r in res.history] == pytest.approx(rec["valid_mae"], abs=1e-6)

@@ -332,3 +332,63 @@ def test_losses_under_autocast_keep_full_precision_logits() -> None:
     assert supcr.dtype == torch.float32
     assert supcr.item() == pytest.approx(ref_supcr.item(), abs=1e-5)
     assert nce.item() == pytest.approx(ref_nce.item(), abs=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------
+# SupCon and class rules (shared by HyCon and MM-CKD)
+
+
+def _supcon_direct(z, classes, tau, contrast=None):
+    """Loop over anchors and positives, straight from the definition."""
+    import math as _m
+
+    z = torch.nn.functional.normalize(z.double(), dim=1)
+    m = z.shape[0]
+    total, anchors = 0.0, 0
+    for a in range(m):
+        cset = [k for k in range(m) if k != a and (contrast is None or bool(contrast[a, k]))]
+        pos = [p for p in cset if int(classes[p]) == int(classes[a])]
+        if not pos:
+            continue
+        denom = _m.log(sum(_m.exp(float(z[a] @ z[k]) / tau) for k in cset))
+        total += -sum(float(z[a] @ z[p]) / tau - denom for p in pos) / len(pos)
+        anchors += 1
+    return total / anchors if anchors else 0.0
+
+
+@pytest.mark.parametrize("tau", [0.07, 0.5, 2.0])
+def test_supcon_matches_the_direct_definition(tau):
+    from mmsa_core.losses import supcon_loss
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(9, 4, generator=g, dtype=torch.float64)
+    classes = torch.tensor([0, 1, 0, 2, 1, 1, 0, 2, 3])  # class 3 has no positive: not an anchor
+    assert float(supcon_loss(z, classes, tau)) == pytest.approx(_supcon_direct(z, classes, tau), abs=1e-9)
+    contrast = torch.rand(9, 9, generator=g) > 0.3
+    assert float(supcon_loss(z, classes, tau, contrast=contrast)) == pytest.approx(
+        _supcon_direct(z, classes, tau, contrast), abs=1e-9)
+
+
+def test_supcon_edge_cases():
+    from mmsa_core.losses import supcon_loss
+
+    z = torch.randn(1, 3, requires_grad=True)
+    loss = supcon_loss(z, torch.tensor([0]), 0.1)  # batch of 1: no positive, loss 0, still differentiable
+    loss.backward()
+    assert float(loss) == 0.0 and z.grad is not None
+    same = torch.randn(5, 3, dtype=torch.float64)
+    cls = torch.zeros(5, dtype=torch.long)  # all-same classes: every other vector is a positive
+    assert float(supcon_loss(same, cls, 0.3)) == pytest.approx(_supcon_direct(same, cls, 0.3), abs=1e-9)
+    tied = torch.ones(4, 2, dtype=torch.float64)  # identical vectors: every logit ties, loss = log(M-1)
+    assert float(supcon_loss(tied, torch.tensor([0, 0, 1, 1]), 0.5)) == pytest.approx(math.log(3), abs=1e-9)
+
+
+def test_class_rules():
+    from mmsa_core.losses import class_labels
+
+    y = torch.tensor([-3.4, -1.6, -0.2, 0.0, 0.4, 2.5, 3.0])
+    assert class_labels(y, "sign2").tolist() == [0, 0, 0, 1, 1, 1, 1]
+    assert class_labels(y, "sign3").tolist() == [0, 0, 0, 1, 2, 2, 2]
+    assert class_labels(y, "round7").tolist() == [0, 1, 3, 3, 3, 5, 6]
+    with pytest.raises(ValueError, match="sign2"):
+        class_labels(y, "sign5")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmsa_core import objectives
 from mmsa_core.config import RunConfig
+from mmsa_core.methods.hscl.runtime import compute_terms
 from mmsa_core.data.batching import make_loader
 from mmsa_core.trainer import build_model
+from tests.core.conftest import run_config
 
 
 def _batch(data, n=16):
@@ -29,9 +30,10 @@ def test_every_modality_subset_runs(tiny_data, modalities):
     expected = {"t"} | set(modalities[1:]) | {f"{m}t" for m in modalities[1:]}
     assert set(out.projections) == expected
     assert all(p.shape == (16, cfg.proj_dim) for p in out.projections.values())
-    terms = objectives.compute_terms(cfg, out, _batch(tiny_data).labels)
-    assert set(terms) == set(objectives.active_terms(cfg))
-    loss = objectives.total_loss(cfg, terms)
+    terms = compute_terms(cfg, out, _batch(tiny_data).labels)
+    assert set(terms) == set(cfg.method_spec.active_terms(cfg))
+    w = cfg.method_spec.loss_weights(cfg)
+    loss = sum(w[k] * v for k, v in terms.items())
     loss.backward()
     assert torch.isfinite(loss)
     # modules of absent streams are not even built
@@ -47,7 +49,7 @@ def test_faithful_projection_relu_quirk5(tiny_data):
     b = _batch(tiny_data)
     for faithful in (False, True):
         torch.manual_seed(0)
-        model = build_model(RunConfig(text_encoder="tiny", faithful=faithful), tiny_data).eval()
+        model = build_model(run_config(text_encoder="tiny", faithful=faithful), tiny_data).eval()
         out = _forward(model, b)
         negatives = any((p < 0).any() for p in out.projections.values())
         assert negatives is (not faithful)
@@ -57,7 +59,7 @@ def test_faithful_random_cls_quirk2(tiny_data):
     b = _batch(tiny_data)
     for faithful in (False, True):
         torch.manual_seed(0)
-        model = build_model(RunConfig(text_encoder="tiny", faithful=faithful), tiny_data).eval()
+        model = build_model(run_config(text_encoder="tiny", faithful=faithful), tiny_data).eval()
         with torch.no_grad():
             p1, p2 = _forward(model, b).prediction, _forward(model, b).prediction
         assert torch.equal(p1, p2) is (not faithful)  # evaluation is stochastic only when faithful
@@ -66,7 +68,7 @@ def test_faithful_random_cls_quirk2(tiny_data):
 def test_faithful_text_self_attention_ignores_padding_quirk3(tiny_data):
     for faithful in (False, True):
         torch.manual_seed(0)
-        model = build_model(RunConfig(text_encoder="tiny", faithful=faithful), tiny_data).eval()
+        model = build_model(run_config(text_encoder="tiny", faithful=faithful), tiny_data).eval()
         fusion = model.fusion["a"]
         # fixed E_t with different values in padded positions, the stream held fixed
         e_t = torch.randn(4, 12, model.text_encoder.config.hidden_size)
@@ -85,7 +87,7 @@ def test_faithful_text_self_attention_ignores_padding_quirk3(tiny_data):
 def test_faithful_cross_attention_residual_quirk4(tiny_data):
     for faithful in (False, True):
         torch.manual_seed(0)
-        model = build_model(RunConfig(text_encoder="tiny", faithful=faithful), tiny_data).eval()
+        model = build_model(run_config(text_encoder="tiny", faithful=faithful), tiny_data).eval()
         f = model.fusion["a"]
         e_t = torch.randn(3, 7, model.text_encoder.config.hidden_size)
         pad = torch.zeros(3, 7, dtype=torch.bool)
@@ -105,12 +107,12 @@ def test_faithful_loss_quirks_1_and_6(tiny_data):
 
     b = _batch(tiny_data)
     for faithful in (False, True):
-        cfg = RunConfig(text_encoder="tiny", faithful=faithful, tau=0.1)
+        cfg = run_config(text_encoder="tiny", faithful=faithful, tau=0.1)
         torch.manual_seed(0)
         model = build_model(cfg, tiny_data).eval()
         with torch.no_grad():
             out = _forward(model, b)
-            terms = objectives.compute_terms(cfg, out, b.labels)
+            terms = compute_terms(cfg, out, b.labels)
             views = torch.stack([out.projections["t"], out.projections["a"]], 1)
             tau, variant = (0.5, "hscl_code") if faithful else (0.1, "intended")
             want = losses.supcr_loss(views, b.labels, tau, variant=variant)
@@ -121,24 +123,25 @@ def test_infonce_replaces_supcr_without_label_information(tiny_data):
     from mmsa_core import losses
 
     b = _batch(tiny_data)
-    cfg = RunConfig(text_encoder="tiny", label_info="infonce")
+    cfg = run_config(text_encoder="tiny", label_info="infonce")
     torch.manual_seed(0)
     model = build_model(cfg, tiny_data).eval()
     with torch.no_grad():
         out = _forward(model, b)
-        terms = objectives.compute_terms(cfg, out, b.labels)
-        shuffled = objectives.compute_terms(cfg, out, b.labels[torch.randperm(16)])
+        terms = compute_terms(cfg, out, b.labels)
+        shuffled = compute_terms(cfg, out, b.labels[torch.randperm(16)])
         fused = torch.stack([out.projections["at"], out.projections["vt"]], 1)
-    assert torch.allclose(terms["supcr_fusion"], losses.infonce_loss(fused, cfg.tau))
+    assert torch.allclose(terms["supcr_fusion"], losses.infonce_loss(fused, cfg.params.tau))
     assert torch.allclose(terms["supcr_fusion"], shuffled["supcr_fusion"])  # labels unused
 
 
 def test_disabled_terms_are_not_computed():
     cfg = RunConfig(disabled_losses=("sim_ta", "supcr_fusion"))
-    assert objectives.active_terms(cfg) == ("task", "supcr_ta", "supcr_tv", "sim_tv")
-    assert objectives.active_terms(RunConfig(omega2=0.0)) == ("task", "supcr_ta", "sim_ta", "supcr_tv", "sim_tv")
-    assert objectives.active_terms(RunConfig(modalities="t")) == ("task",)
-    w = objectives.loss_weights(RunConfig(omega1=0.2, alpha=0.5, omega2=0.3))
+    assert cfg.active_losses == ("task", "supcr_ta", "supcr_tv", "sim_tv")
+    assert run_config(omega2=0.0).active_losses == ("task", "supcr_ta", "sim_ta", "supcr_tv", "sim_tv")
+    assert RunConfig(modalities="t").active_losses == ("task",)
+    cfg = run_config(omega1=0.2, alpha=0.5, omega2=0.3)
+    w = cfg.method_spec.loss_weights(cfg)
     assert w == pytest.approx({"task": 1, "supcr_ta": 0.2, "sim_ta": 0.1, "supcr_tv": 0.2,
                                "sim_tv": 0.1, "supcr_fusion": 0.3})
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from mmsa_core import objectives
+from mmsa_core.methods.hscl import runtime as hscl_runtime
 from mmsa_core.data.batching import make_loader
-from mmsa_core.trainer import (STATE_FILE, NonFiniteLossError, build_model, build_optimizer,
+from mmsa_core.trainer import (STATE_FILE, NonFiniteLossError, build_optimizer,
                                evaluate_checkpoint, train)
 from tests.core.conftest import tiny_config
 
@@ -24,15 +24,18 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_model_overfits_a_small_batch(tiny_data):
     torch.manual_seed(0)
     cfg = tiny_config(dropout=0.0, lr_text=1e-3, lr_other=3e-3, weight_decay=0.0)
-    model = build_model(cfg, tiny_data)
-    opt = build_optimizer(cfg, model)
+    from mmsa_core.methods.runtime import build_runtime
+
+    runtime = build_runtime(cfg, tiny_data)
+    model = runtime.model
+    opt = build_optimizer(cfg, runtime)
     batch = next(iter(make_loader(tiny_data.splits["train"], batch_size=16, shuffle=False, seed=0)))
     first = None
     for _ in range(150):
         out = model(batch.text_ids, batch.text_mask, batch.text_type, batch.audio, batch.audio_mask,
                     batch.vision, batch.vision_mask)
-        terms = objectives.compute_terms(cfg, out, batch.labels)
-        loss = objectives.total_loss(cfg, terms)
+        terms = hscl_runtime.compute_terms(cfg, out, batch.labels)
+        loss = runtime.total_loss(terms)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -57,7 +60,7 @@ def test_test_metrics_are_read_at_the_best_validation_epoch(tiny_data):
     assert res.best_test == res.history[res.best_epoch - 1].test
     assert res.best_valid == res.history[res.best_epoch - 1].valid
     assert res.epochs_run == 4 and not res.stopped_early
-    assert set(res.history[0].train) == {"loss", *objectives.active_terms(res.config)}
+    assert set(res.history[0].train) == {"loss", *res.config.active_losses}
     metrics = res.history[-1].as_metrics()
     assert {"train/loss", "valid/mae", "test/acc2_non0", "best/test/mae", "best_epoch"} <= set(metrics)
     assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values())
@@ -94,7 +97,7 @@ def test_callback_gets_every_epoch_and_can_checkpoint(tiny_data, tmp_path):
 
 
 def test_non_finite_loss_stops_with_a_clear_error(tiny_data, monkeypatch):
-    real = objectives.compute_terms
+    real = hscl_runtime.compute_terms
     calls = {"n": 0}
 
     def poisoned(cfg, out, labels):
@@ -104,7 +107,7 @@ def test_non_finite_loss_stops_with_a_clear_error(tiny_data, monkeypatch):
             terms["supcr_ta"] = terms["supcr_ta"] * float("nan")
         return terms
 
-    monkeypatch.setattr(objectives, "compute_terms", poisoned)
+    monkeypatch.setattr(hscl_runtime, "compute_terms", poisoned)
     with pytest.raises(NonFiniteLossError, match=r"epoch 1, step 2 \(terms \['supcr_ta'\]"):
         train(tiny_config(), tiny_data, progress=False)
 
@@ -133,14 +136,14 @@ def test_cli_trains_and_writes_json_and_mlflow(tmp_path):
 
 
 def test_cli_rejects_bad_configuration_before_training():
-    proc = subprocess.run([sys.executable, "-m", "mmsa_core.train", "--set", "tau=-1", "--set", "omgea1=2"],
+    proc = subprocess.run([sys.executable, "-m", "mmsa_core.train", "--set", "hscl.tau=-1", "--set", "omgea1=2"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "omgea1" in proc.stderr and "valid fields" in proc.stderr
 
 
 def test_importing_the_core_pulls_no_ray_mlflow_optuna_or_torch():
-    code = ("import sys, mmsa_core, mmsa_core.config, mmsa_core.objectives, mmsa_core.data, "
+    code = ("import sys, mmsa_core, mmsa_core.config, mmsa_core.methods.hscl, mmsa_core.methods.l1, mmsa_core.data, "
             "mmsa_core.metrics, mmsa_core.train; "
             "bad = [m for m in ('ray', 'mlflow', 'optuna', 'torch', 'transformers') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")

@@ -136,11 +136,13 @@ def test_robustness_tables(built, store, md):
     assert not any(t.id.startswith("robust") and "corr" in t.id for t in built.report.tables())
 
 
-def test_method_comparison_uses_newest_sweep_per_method(built, store, md):
+def test_method_comparison_uses_newest_sweep_per_method_and_tests_against_hscl(built, store, md):
     table = _table(built.report, "methods")
-    assert [r.label for r in table.rows] == ["hscl", "l1"]
-    printed = {r["Method"]: r for r in md["Method comparison"]}
-    assert printed["hscl"]["Sweep"] == "hscl-synthetic-s1" and printed["l1"]["Sweep"] == "l1-synthetic-s1"
+    assert [r.label for r in table.rows] == ["hscl", "l1"] and table.rows[0].reference
+    printed = {r["Method"].removesuffix(" (reference)"): r for r in md["Method comparison"]}
+    assert printed["hscl"]["Source"] == "hscl-synthetic-s1" and printed["l1"]["Source"] == "l1-synthetic-s1"
+    tests = {r["Method"]: r for r in md["Method comparison — paired tests"]}
+    assert set(tests) == {"l1"}
     for method, group in (("hscl", "final/hscl-synthetic-s1"), ("l1", "final/l1-synthetic-s1")):
         for m in METRICS:
             mean, std = _expected(store.column(group, m.key), m.key)
@@ -148,7 +150,15 @@ def test_method_comparison_uses_newest_sweep_per_method(built, store, md):
             assert cell.mean == pytest.approx(mean, rel=1e-12) and cell.std == pytest.approx(std, rel=1e-12)
             got = parse_mean_std(printed[method][HEADER[m.key]])
             assert close_to_print(got["mean"], mean, m.decimals)
-    assert "1 older sweep(s)" in built.files["md"].read_text()
+    for m in METRICS:  # one other method: Holm over a family of one leaves p unchanged
+        ref, other = store.column("final/hscl-synthetic-s1", m.key), store.column("final/l1-synthetic-s1", m.key)
+        seeds = sorted(set(ref) & set(other))
+        p = sps.ttest_rel([other[s] * SCALE[m.key] for s in seeds], [ref[s] * SCALE[m.key] for s in seeds]).pvalue
+        cell = table.row("l1").cells[m.key]
+        assert cell.n_pairs == len(seeds) == 5
+        assert cell.p == pytest.approx(p, rel=1e-9) and cell.p_adj == pytest.approx(p, rel=1e-9)
+        assert cell.delta == pytest.approx(_expected(other, m.key)[0] - _expected(ref, m.key)[0], rel=1e-9)
+    assert "1 older sweep(s) or comparison(s)" in built.files["md"].read_text()
 
 
 def test_sweep_summary_numbers(built, md):

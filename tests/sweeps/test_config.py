@@ -14,14 +14,15 @@ def test_defaults_are_the_paper_and_name_is_derived():
     assert cfg.name == "hscl-synthetic-mosi"
     assert cfg.final_seeds == DEFAULT_FINAL_SEEDS == (1111, 1112, 1113, 1114, 1115)
     base = cfg.base_run_config()
-    assert (base.omega1, base.omega2, base.alpha, base.tau) == (0.01, 0.1, 0.1, 0.5)
+    p = base.params
+    assert (p.omega1, p.omega2, p.alpha, p.tau) == (0.01, 0.1, 0.1, 0.5)
     assert base.max_epochs == 20 and base.text_encoder == "minilm"
 
 
 def test_mosei_preset_is_picked_from_the_data_name():
-    assert SweepConfig(data="synthetic-mosei").base_run_config().omega2 == 0.05
+    assert SweepConfig(data="synthetic-mosei").base_run_config().params.omega2 == 0.05
     assert SweepConfig(data="/d/mosei_unaligned_50.pkl").base_run_config().lr_text == 1e-5
-    assert SweepConfig(data="synthetic-mosei", preset="mosi").base_run_config().omega2 == 0.1
+    assert SweepConfig(data="synthetic-mosei", preset="mosi").base_run_config().params.omega2 == 0.1
 
 
 def test_every_problem_is_reported_at_once():
@@ -43,6 +44,8 @@ def test_bad_override_names_the_valid_fields():
 
 def test_overriding_a_searched_field_is_refused():
     with pytest.raises(ValueError, match="searched"):
+        SweepConfig(overrides={"hscl.tau": 0.3})
+    with pytest.raises(ValueError, match="searched"):  # the pre-namespace name is the same key
         SweepConfig(overrides={"tau": 0.3})
     SweepConfig(overrides={"lr_text": 1e-5})  # only searched with search_lr_dropout
     with pytest.raises(ValueError, match="searched"):
@@ -97,3 +100,35 @@ def test_grid_value_types():
         TrialResources(gpu=0.3)
     run = GridRun(key="final-seed1", config=SweepConfig().base_run_config(), tags={"stage": "final"})
     assert run.name == "" and run.tags["stage"] == "final"
+
+
+def test_a_sweep_started_before_method_packages_keeps_its_hash():
+    """Hashes recorded on b80cd94 (flat HSCL field names): the same sweeps still match them."""
+    recorded = [(SweepConfig(), "ef73f9826c65b8ed"), (smoke_config(), "804a1f66af799cd9"),
+                (SweepConfig(method="l1", data="synthetic-mosei"), "6724382b63ccaa30"),
+                (SweepConfig(search_lr_dropout=True, overrides={"batch_size": 64}), "6a0640d05464c6a2"),
+                (SweepConfig(data="synthetic-mosei", overrides={"modalities": "ta"}), "1877b9332ea407ac")]
+    for cfg, old in recorded:
+        space = SPACES[cfg.method].describe(cfg.search_lr_dropout)
+        assert cfg.legacy_config_hash(space) == old
+        assert cfg.config_hash(space) != old  # the new hash covers the namespaced keys
+
+
+def test_legacy_hash_lets_an_old_sweep_state_resume(tmp_path):
+    from sweeps.state import open_sweep_state
+
+    cfg = SweepConfig(name="old")
+    space = SPACES["hscl"].describe()
+    open_sweep_state(str(tmp_path), name="old", config_hash=cfg.legacy_config_hash(space), tracking_uri="u")
+    state = open_sweep_state(str(tmp_path), name="old", config_hash=cfg.config_hash(space), tracking_uri="u",
+                             legacy_hashes=(cfg.legacy_config_hash(space),))
+    assert state.config_hash == cfg.config_hash(space)  # re-recorded under the new definition
+    with pytest.raises(Exception, match="different configuration"):
+        other = SweepConfig(name="old", num_samples=3)
+        open_sweep_state(str(tmp_path), name="old", config_hash=other.config_hash(space), tracking_uri="u",
+                         legacy_hashes=(other.legacy_config_hash(space),))
+
+
+def test_smoke_leaves_a_searched_field_to_the_search():
+    cfg = smoke_config(method="l1")
+    assert "lr_text" not in cfg.overrides and cfg.overrides["batch_size"] == 32

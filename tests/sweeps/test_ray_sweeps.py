@@ -23,7 +23,7 @@ from tests.sweeps.conftest import (REPO, journal_trials, run_cli, store, wait_fo
 
 pytestmark = pytest.mark.slow
 SMOKE = ["--smoke", "--num-cpus", "2"]
-SEARCHED = ("omega1", "omega2", "alpha", "tau")
+SEARCHED = ("hscl.omega1", "hscl.omega2", "hscl.alpha", "hscl.tau")
 
 
 def check_sweep(uri: str, sweep_dir: str, *, name: str, num_samples: int, seeds: list[int],
@@ -58,10 +58,10 @@ def check_sweep(uri: str, sweep_dir: str, *, name: str, num_samples: int, seeds:
             for key in ("valid/mae", "test/mae", "train/loss", "best/valid/mae", "best/test/mae",
                         "best/test/acc2_non0", "best_epoch", "epochs_run"):
                 assert key in m, key
-        assert set(run.data.params) == set(RunConfig.field_names()) and run.data.params["text_encoder"] == "tiny"
+        assert set(run.data.params) == set(RunConfig.paper("hscl").keys()) and run.data.params["text_encoder"] == "tiny"
     for run in final:  # the final stage has no scheduler: every seed runs all epochs
         assert run.data.tags["stop_reason"] in ("max_epochs", "patience")
-        assert run.data.params["omega1"] == final[0].data.params["omega1"]
+        assert run.data.params["hscl.omega1"] == final[0].data.params["hscl.omega1"]
     # the Optuna journal holds every trial, each finished
     study_name, trials = journal_trials(os.path.join(sweep_dir, "optuna_journal.log"))
     assert study_name == tags["study_name"]

@@ -62,7 +62,7 @@ def test_child_runs_are_idempotent_and_duplicates_are_removed(tracker):
     assert tracker._dedupe(runs, runs[1]).info.run_id == rid
     assert [r.info.run_id for r in tracker.children(exp, parent)] == [rid]
     run = tracker.client.get_run(rid)
-    assert run.data.tags["mlflow.parentRunId"] == parent and run.data.params["tau"] == "0.5"
+    assert run.data.tags["mlflow.parentRunId"] == parent and run.data.params["hscl.tau"] == "0.5"
 
 
 def test_metrics_one_batch_per_epoch_and_leftovers_killed(tracker):

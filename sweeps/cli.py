@@ -1,0 +1,158 @@
+"""The sweep command line, for every registered method: ``python sweeps/<method>.py [options]``.
+
+Why a module of its own: the parser, its defaults and the exit codes are the same whichever
+method is swept; an entry script (`sweeps/hscl.py`, `sweeps/l1.py`) only names its default method
+and its help text. ``--method`` accepts every method of the registry (`mmsa_core.methods`).
+
+Exit codes: 0 done, 2 the sweep could not start (bad arguments, data, configuration, storage or
+resources: the message says which), 130 interrupted (re-run the same command to resume).
+Light on import: ``--help`` loads neither torch nor Ray (tests/sweeps/test_cli.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+from typing import Any, Sequence
+
+from mmsa_core.methods import method_names  # the registry: pure Python
+from sweeps.config import SMOKE_DEFAULTS, SweepConfig, smoke_config  # light
+
+_D = SweepConfig()
+_EXAMPLES = """\
+Laptop (starts a local Ray and a local SQLite MLflow store under ./runs):
+    {smoke:<52}# ~1 minute on 2 CPU cores
+    {prog} --name mosi-a --num-samples 40 --data ~/data/MOSI/unaligned_50.pkl
+
+Cluster (connects without resource arguments; MLflow server and shared storage):
+    ray job submit --address http://HEAD:8265 --working-dir . -- {prog} \\
+        --name mosi-a --tracking-uri http://MLFLOW:5000 --storage-path /shared/sweeps \\
+        --data /shared/data/unaligned_50.pkl --gpus-per-trial 0.25
+
+Re-running the same command with the same --name resumes an interrupted sweep.
+"""
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in text.replace(",", " ").split())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--final-seeds {text!r}: expected integers, e.g. 1111,1112") from None
+
+
+def build_parser(default_method: str = _D.method, *, prog: str | None = None,
+                 description: str | None = None) -> argparse.ArgumentParser:
+    """The sweep's arguments; ``--method`` defaults to `default_method`.
+
+    ``prog`` defaults to the method's entry, ``python sweeps/<method>.py``; the help text is
+    `description` (an entry's docstring: what it sweeps) followed by examples of the commands.
+    """
+    prog = prog or f"python sweeps/{default_method}.py"
+    summary = description or (f"Sweep method {default_method!r} with Ray Tune + Optuna + ASHA, tracked "
+                              f"in MLflow, then retrain the best configuration on several seeds.")
+    p = argparse.ArgumentParser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                description=summary.rstrip() + "\n\n" + _EXAMPLES.format(
+                                    prog=prog, smoke=f"{prog} --smoke"))
+    g = p.add_argument_group("what to search")
+    g.add_argument("--data", help=f"MMSA pickle / converted dir, or synthetic-mosi / synthetic-mosei "
+                                  f"(default: {_D.data})")
+    g.add_argument("--text-encoder", help=f"minilm, tiny, or a local Hugging Face directory "
+                                          f"(default: {_D.text_encoder}; --smoke: tiny)")
+    g.add_argument("--method", choices=method_names(), default=default_method,
+                   help=f"loss family (default: {default_method})")
+    g.add_argument("--preset", choices=("auto", "mosi", "mosei"),
+                   help="authors' hyper-parameters to start from (default: auto, from the data name)")
+    g.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="overrides",
+                   help="fix any RunConfig field for every trial, e.g. --set batch_size=64")
+    g.add_argument("--num-samples", type=int, help=f"search trials (default: {_D.num_samples}; "
+                                                   f"--smoke: {SMOKE_DEFAULTS['num_samples']})")
+    g.add_argument("--max-epochs", type=int, help="epochs per trial (default: the preset's, 20; "
+                                                  f"--smoke: {SMOKE_DEFAULTS['max_epochs']})")
+    g.add_argument("--search-lr-dropout", action="store_true", default=None,
+                   help="also search lr_text, lr_other and dropout")
+    g.add_argument("--sampler", choices=("tpe", "gp"), help=f"Optuna sampler (default: {_D.sampler})")
+    g.add_argument("--sampler-seed", type=int, help=f"(default: {_D.sampler_seed})")
+    g.add_argument("--no-paper-start", dest="paper_start", action="store_false", default=None,
+                   help="do not evaluate the preset's own loss weights as the first trial")
+    g.add_argument("--asha-grace-period", type=int,
+                   help=f"epochs before ASHA may stop a trial (default: {_D.asha_grace_period})")
+    g.add_argument("--asha-reduction-factor", type=int,
+                   help=f"ASHA reduction factor (default: {_D.asha_reduction_factor})")
+    g.add_argument("--final-seeds", type=_seeds,
+                   help="seeds the best configuration is retrained on (default: 1111,1112,1113,1114,1115; "
+                        "--smoke: 1111,1112)")
+    g.add_argument("--smoke", action="store_true", default=None,
+                   help="a tiny sweep (tiny encoder, small synthetic data, 3 trials x 3 epochs, 2 final seeds)")
+    r = p.add_argument_group("where and how it runs (may change when resuming)")
+    r.add_argument("--name", help="sweep name: its directory and MLflow parent run; the same name "
+                                  "resumes (default: <method>-<dataset>)")
+    r.add_argument("--storage-path", help=f"sweep directories go here; shared storage on a multi-node "
+                                          f"cluster (default: ./{_D.storage_path})")
+    r.add_argument("--tracking-uri", help="MLflow: sqlite:///<abs path> or http://host:port (default: "
+                                          "$MLFLOW_TRACKING_URI, else sqlite:///<storage-path>/mlflow.db)")
+    r.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else start a local Ray)")
+    r.add_argument("--num-cpus", type=int, help="CPUs of a local Ray (default: all)")
+    r.add_argument("--cpus-per-trial", type=float, help=f"(default: {_D.cpus_per_trial:g})")
+    r.add_argument("--gpus-per-trial", type=float,
+                   help="GPUs per trial; 0.5, 0.25, ... share a GPU, each trial's CUDA memory capped "
+                        f"to its share (default: {_D.gpus_per_trial:g})")
+    r.add_argument("--max-concurrent", type=int, help="concurrent trials (default: 0 = as resources allow)")
+    r.add_argument("--max-failures", type=int,
+                   help=f"retries of a failed trial from its last checkpoint (default: {_D.max_failures})")
+    r.add_argument("--verbose", type=int, choices=(0, 1, 2, 3), help="Ray Tune console output (default: 1)")
+    r.add_argument("--inject-fault", help=argparse.SUPPRESS)  # tests: see sweeps.faults.FaultSpec
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> SweepConfig:
+    """Explicit arguments win; --smoke fills the rest with its small defaults."""
+    names = {f.name for f in dataclasses.fields(SweepConfig)}
+    explicit: dict[str, Any] = {k: v for k, v in vars(args).items()
+                                if k in names and v is not None and k != "overrides"}
+    from mmsa_core.config import parse_assignments  # pure Python: keeps --help light
+
+    overrides = parse_assignments(args.overrides)
+    if explicit.get("data") and os.path.exists(os.path.expanduser(explicit["data"])):
+        explicit["data"] = os.path.abspath(os.path.expanduser(explicit["data"]))
+    if args.smoke:
+        explicit.pop("smoke", None)
+        return smoke_config(overrides=overrides, **explicit)
+    return SweepConfig(overrides=overrides, **explicit)
+
+
+def main(argv: Sequence[str] | None = None, *, default_method: str = _D.method,
+         description: str | None = None) -> int:
+    """Parse, validate, run the sweep, print its result; returns the exit code."""
+    args = build_parser(default_method, description=description).parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+    except ValueError as exc:
+        return _cannot_start(exc)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ and not args.storage_path:
+        logging.getLogger("sweeps").warning(
+            "running under `ray job submit` without --storage-path: results go to the job's "
+            "temporary working dir (%s); pass shared storage", cfg.sweep_dir)
+    from sweeps.cluster import SweepValidationError
+    from sweeps.console import print_result
+    from sweeps.search import run_sweep
+    from sweeps.state import SweepStateError
+
+    try:
+        result = run_sweep(cfg)
+    except (SweepValidationError, SweepStateError) as exc:
+        return _cannot_start(exc)
+    except KeyboardInterrupt as exc:  # SweepInterrupted included
+        print(f"interrupted: {exc or 'Ctrl-C'}; re-run the same command to resume", file=sys.stderr)
+        return 130
+    print_result(result)
+    return 0
+
+
+def _cannot_start(exc: Exception) -> int:
+    """Exit code 2 with the message alone, no traceback: the sweep cannot run as asked."""
+    print(f"error: {exc}", file=sys.stderr)
+    return 2

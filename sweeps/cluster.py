@@ -1,0 +1,114 @@
+"""Driver-side set-up before any trial exists: the data, the Ray connection, resources, sharing.
+
+Why a module of its own: these are the steps that must fail *before* anything is launched or
+recorded (`SweepValidationError`), and they are the same for a sweep and for an ablation grid.
+Imports Ray, never ``ray.tune``.
+
+``prepare_data(run_cfg) -> MSADataset``
+    Load and validate the data a RunConfig names, and build the model once, in the driver, so a
+    bad file or configuration fails before any trial exists (`SweepValidationError`).
+
+``connect(address="", num_cpus=0) -> dict`` and ``check_resources(TrialResources)``
+    ``ray.init``: a cluster address (``--address`` or ``$RAY_ADDRESS``; also what ``ray job
+    submit`` sets) is joined with no resource arguments; otherwise a local Ray is started, with
+    the repository on the workers' ``PYTHONPATH``. `check_resources` refuses a trial shape no
+    node can hold (e.g. a GPU on a CPU-only cluster) instead of leaving trials PENDING forever.
+
+``share_dataset(data) -> DatasetRef``
+    Put the dataset (NumPy arrays, token ids included) in the object store once; every trial of
+    every grid on a node then reads it zero-copy. Pass the ref to several `run_grid` calls.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import ray
+
+from sweeps.config import TrialResources
+
+if TYPE_CHECKING:
+    from mmsa_core.config import RunConfig
+    from mmsa_core.data import MSADataset
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class SweepValidationError(ValueError):
+    """The sweep cannot start (data, configuration, resources); nothing was launched."""
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """A dataset already in Ray's object store (see `share_dataset`)."""
+
+    ref: Any  # ray.ObjectRef
+    name: str
+
+
+def prepare_data(run_cfg: "RunConfig") -> "MSADataset":
+    """Load + validate the dataset `run_cfg` names and build its model once, in the driver.
+
+    Raises `SweepValidationError` with the data layer's full message (every problem, naming file,
+    split, key and shape) or the model's configuration error.
+    """
+    from mmsa_core.data import DataValidationError
+    from mmsa_core.trainer import build_model, load_run_data
+
+    try:
+        data = load_run_data(run_cfg)
+    except DataValidationError as exc:
+        raise SweepValidationError(str(exc)) from None
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        raise SweepValidationError(f"data {run_cfg.data!r}: {exc}") from None
+    try:
+        build_model(run_cfg.replace(device="cpu"), data)
+    except ValueError as exc:
+        raise SweepValidationError(f"configuration does not fit the data {data.name}: {exc}") from None
+    return data
+
+
+def connect(address: str = "", num_cpus: int = 0) -> dict[str, float]:
+    """Join a Ray cluster (address given / in ``$RAY_ADDRESS``) or start a local one.
+
+    Joining passes no resource arguments (Ray refuses them when connecting). Outside a submitted
+    job the repository is shipped as the job's working dir so cluster workers can import it; a
+    local Ray instead gets the repository on its workers' PYTHONPATH (they start in the driver's
+    cwd with only the script's folder on ``sys.path``).
+    """
+    if not ray.is_initialized():
+        address = address or os.environ.get("RAY_ADDRESS", "")
+        if address:
+            kwargs: dict[str, Any] = {}
+            if "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ:  # not under `ray job submit`
+                kwargs["runtime_env"] = {"working_dir": REPO_ROOT,
+                                         "excludes": ["runs/", "*.db", "mlruns/", "mlartifacts/"]}
+            ray.init(address=address, **kwargs)
+        else:
+            paths = [REPO_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+            os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+            ray.init(address="local", num_cpus=num_cpus or None, include_dashboard=False)
+    return dict(ray.cluster_resources())
+
+
+def check_resources(res: TrialResources) -> None:
+    """Refuse a trial shape that no alive node can hold (trials would stay PENDING forever)."""
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    for node in nodes:
+        have = node.get("Resources", {})
+        if have.get("CPU", 0) >= res.cpu and have.get("GPU", 0) >= res.gpu:
+            return
+    total = ray.cluster_resources()
+    raise SweepValidationError(
+        f"no node of the Ray cluster can hold one trial of {res.cpu:g} CPU and {res.gpu:g} GPU "
+        f"(cluster: {total.get('CPU', 0):g} CPU, {total.get('GPU', 0):g} GPU over {len(nodes)} "
+        f"node(s)); lower --cpus-per-trial / --gpus-per-trial or add nodes")
+
+
+def share_dataset(data: "MSADataset | DatasetRef") -> DatasetRef:
+    """Put the dataset in the object store once (zero-copy NumPy reads in every trial)."""
+    if isinstance(data, DatasetRef):
+        return data
+    return DatasetRef(ref=ray.put(data), name=data.name)

@@ -1,0 +1,101 @@
+"""The life of a sweep's or an ablation study's MLflow parent run, from storage to final status.
+
+Why a module of its own: `sweeps.search.run_sweep` and `ablations.runner.run_ablation` drive the
+same life around their trials, and it has rules that must not drift apart between the two:
+
+1. before anything is recorded: the storage path and a SQLite store's folder must be writable
+   (`prepare_storage`, `SweepStateError`), the data valid (the caller's `prepare_data`), Ray
+   reachable with a node that can hold one trial (`connect_checked`, `SweepValidationError`);
+2. `parent_run`: the parent run is opened — or found again by ``kind`` + ``sweep_name`` and set
+   RUNNING, on a resume — with the caller's tags plus ``code_version``; whatever the body does,
+   the parent ends FINISHED / KILLED / FAILED and no child of it is left RUNNING.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterator, Mapping
+
+from sweeps.cluster import REPO_ROOT, check_resources, connect
+from sweeps.config import TrackingTarget, TrialResources
+from sweeps.state import code_version, ensure_dir
+from sweeps.tracking import TERMINAL_STATUSES
+
+if TYPE_CHECKING:
+    from sweeps.tracking import Tracker
+
+ERROR_TAG = "error"  # the parent's tag for the exception that ended it FAILED
+
+
+def prepare_storage(directory: str, tracking_uri: str) -> None:
+    """Create `directory` and, for a SQLite store, the database's folder (`SweepStateError`)."""
+    ensure_dir(directory)
+    if tracking_uri.startswith("sqlite:///"):
+        ensure_dir(os.path.dirname(tracking_uri[len("sqlite:///"):]) or ".")
+
+
+def connect_checked(address: str, num_cpus: int, resources: TrialResources) -> dict[str, float]:
+    """`connect` to Ray, then refuse a trial shape no node can hold (`SweepValidationError`)."""
+    cluster = connect(address, num_cpus)
+    check_resources(resources)
+    return cluster
+
+
+@dataclass
+class ParentRun:
+    """The open parent run `parent_run` yields.
+
+    `status` is what a body that returns records: FINISHED unless the body sets it (an ablation
+    whose runs did not all finish sets FAILED). Interrupts and exceptions override it.
+    """
+
+    tracker: "Tracker"
+    experiment_id: str
+    run_id: str
+    name: str
+    kind: str
+    status: str = "FINISHED"
+
+    def target(self, **tags: str) -> TrackingTarget:
+        """Where the children go: this parent, with ``sweep_name`` and `tags` on every child."""
+        return TrackingTarget(tracking_uri=self.tracker.tracking_uri, experiment_id=self.experiment_id,
+                              parent_run_id=self.run_id, tags={"sweep_name": self.name, **tags})
+
+
+@contextlib.contextmanager
+def parent_run(tracker: "Tracker", experiment_id: str, *, name: str, kind: str,
+               tags: Mapping[str, str]) -> Iterator[ParentRun]:
+    """Open (or reopen) the parent run of sweep / study `name`, and always end it.
+
+    ``kind`` is ``sweep`` or ``ablation``. The parent's final status is `ParentRun.status` when
+    the body returns (FINISHED by default), KILLED on a KeyboardInterrupt (`SweepInterrupted`
+    included: Ctrl-C, state saved, re-run to resume), FAILED on any other exception, with
+    ``<type>: <message>`` in the ``error`` tag (an ``error`` left by an earlier attempt is removed
+    when the parent is reopened). Then every child still open is KILLED with
+    ``killed_reason = "<kind> ended (<status>)"``. Neither clean-up step raises: the caller sees
+    the body's own exception.
+    """
+    run_id = tracker.parent_run(experiment_id, name=name, kind=kind,
+                                tags={"code_version": code_version(REPO_ROOT), **tags})
+    run = ParentRun(tracker=tracker, experiment_id=experiment_id, run_id=run_id, name=name, kind=kind)
+    status, end_tags = "FAILED", {}
+    try:
+        if ERROR_TAG in tracker.client.get_run(run_id).data.tags:  # a resume of a failed attempt
+            tracker.client.delete_tag(run_id, ERROR_TAG)
+        yield run
+        if run.status not in TERMINAL_STATUSES:
+            raise ValueError(f"parent run status {run.status!r} is not one of {sorted(TERMINAL_STATUSES)}")
+        status = run.status
+    except KeyboardInterrupt:  # SweepInterrupted included
+        status = "KILLED"
+        raise
+    except Exception as exc:
+        end_tags = {ERROR_TAG: f"{type(exc).__name__}: {exc}"}
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            tracker.kill_leftovers(experiment_id, run_id, reason=f"{kind} ended ({status})")
+        with contextlib.suppress(Exception):
+            tracker.finish(run_id, status, tags=end_tags)

@@ -1,0 +1,224 @@
+"""The parent-run lifecycle sweeps and ablation studies share (`sweeps.lifecycle`), against a real
+SQLite MLflow store: final statuses, the error tag, leftovers KILLED, storage checks; and the
+old ``sweeps.tune_runner`` paths that Tune's pickled state names."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from sweeps.state import SweepStateError
+from sweeps.tracking import Tracker
+
+
+@pytest.fixture(scope="module")
+def tracker(tmp_path_factory):
+    """One SQLite store per module (creating one takes seconds); each test uses its own experiment."""
+    return Tracker(f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db")
+
+
+def _child(tracker, exp, parent, key):
+    run_id, _ = tracker.child_run(experiment_id=exp, parent_run_id=parent, run_key=key, run_name=key,
+                                  tags={"stage": "search"}, params={})
+    return run_id
+
+
+def _tags(tracker, run_id):
+    return tracker.client.get_run(run_id).data.tags
+
+
+def test_a_body_that_returns_finishes_the_parent_and_kills_leftovers(tracker):
+    from sweeps.lifecycle import parent_run
+
+    exp = tracker.experiment("lifecycle-ok")
+    with parent_run(tracker, exp, name="s", kind="sweep", tags={"method": "hscl"}) as parent:
+        assert tracker.status(parent.run_id) == "RUNNING"
+        done = _child(tracker, exp, parent.run_id, "t1")
+        tracker.finish(done, "FINISHED")
+        open_child = _child(tracker, exp, parent.run_id, "t2")
+        target = parent.target(method="hscl", dataset="d")
+    assert tracker.status(parent.run_id) == "FINISHED"
+    tags = _tags(tracker, parent.run_id)
+    assert tags["kind"] == "sweep" and tags["sweep_name"] == "s" and tags["method"] == "hscl"
+    assert tags["code_version"] and "error" not in tags
+    assert tracker.status(done) == "FINISHED"
+    assert tracker.status(open_child) == "KILLED"
+    assert _tags(tracker, open_child)["killed_reason"] == "sweep ended (FINISHED)"
+    assert (target.tracking_uri, target.experiment_id, target.parent_run_id) == (
+        tracker.tracking_uri, exp, parent.run_id)
+    assert target.tags == {"sweep_name": "s", "method": "hscl", "dataset": "d"}
+
+
+@pytest.mark.parametrize("interrupt", ["KeyboardInterrupt", "SweepInterrupted"])
+def test_an_interrupt_kills_the_parent_and_is_raised(tracker, interrupt):
+    from sweeps.grid import SweepInterrupted
+    from sweeps.lifecycle import parent_run
+
+    exp = tracker.experiment(f"lifecycle-{interrupt}")
+    error = KeyboardInterrupt() if interrupt == "KeyboardInterrupt" else SweepInterrupted("state saved")
+    with pytest.raises(type(error)):
+        with parent_run(tracker, exp, name="s", kind="sweep", tags={}) as parent:
+            child = _child(tracker, exp, parent.run_id, "t1")
+            raise error
+    assert tracker.status(parent.run_id) == "KILLED" and "error" not in _tags(tracker, parent.run_id)
+    assert tracker.status(child) == "KILLED"
+    assert _tags(tracker, child)["killed_reason"] == "sweep ended (KILLED)"
+
+
+def test_an_error_fails_the_parent_with_an_error_tag_and_a_resume_clears_it(tracker):
+    from sweeps.lifecycle import parent_run
+
+    exp = tracker.experiment("lifecycle-error")
+    with pytest.raises(RuntimeError, match="no search trial finished"):
+        with parent_run(tracker, exp, name="a", kind="ablation", tags={"sampler": "grid"}) as parent:
+            child = _child(tracker, exp, parent.run_id, "v-seed1")
+            raise RuntimeError("no search trial finished")
+    first = parent.run_id
+    assert tracker.status(first) == "FAILED"
+    assert _tags(tracker, first)["error"] == "RuntimeError: no search trial finished"
+    assert _tags(tracker, child)["killed_reason"] == "ablation ended (FAILED)"
+
+    # the same name again: the same parent, RUNNING again, without the old error
+    with parent_run(tracker, exp, name="a", kind="ablation", tags={"sampler": "grid"}) as again:
+        assert again.run_id == first and tracker.status(first) == "RUNNING"
+        assert "error" not in _tags(tracker, first)
+    assert tracker.status(first) == "FINISHED" and "error" not in _tags(tracker, first)
+
+
+def test_the_body_may_end_the_parent_failed_without_an_exception(tracker):
+    from sweeps.lifecycle import parent_run
+
+    exp = tracker.experiment("lifecycle-status")
+    with parent_run(tracker, exp, name="a", kind="ablation", tags={}) as parent:
+        parent.status = "FAILED"  # e.g. some (variant, seed) runs failed
+    assert tracker.status(parent.run_id) == "FAILED" and "error" not in _tags(tracker, parent.run_id)
+
+    with pytest.raises(ValueError, match="RUNNING"):
+        with parent_run(tracker, exp, name="b", kind="ablation", tags={}) as bad:
+            bad.status = "RUNNING"  # not a final status
+    assert tracker.status(bad.run_id) == "FAILED" and "RUNNING" in _tags(tracker, bad.run_id)["error"]
+
+
+def test_a_broken_store_at_the_end_does_not_hide_the_body_error(tracker):
+    from sweeps.lifecycle import parent_run
+
+    exp = tracker.experiment("lifecycle-broken")
+
+    class Broken(Tracker):
+        def kill_leftovers(self, *a, **k):
+            raise OSError("store gone")
+
+        def finish(self, *a, **k):
+            raise OSError("store gone")
+
+    broken = Broken(tracker.tracking_uri)
+    with pytest.raises(ZeroDivisionError):
+        with parent_run(broken, exp, name="s", kind="sweep", tags={}):
+            1 / 0
+
+
+def test_storage_is_checked_before_anything_is_recorded(tmp_path):
+    from sweeps.lifecycle import prepare_storage
+
+    prepare_storage(str(tmp_path / "a" / "b"), f"sqlite:///{tmp_path}/db/x/mlflow.db")
+    assert (tmp_path / "a" / "b").is_dir() and (tmp_path / "db" / "x").is_dir()
+    prepare_storage(str(tmp_path / "c"), "http://127.0.0.1:5000")  # a server: no local folder
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SweepStateError, match="cannot be created"):
+        prepare_storage(str(blocker / "sub"), "http://127.0.0.1:5000")
+    with pytest.raises(SweepStateError, match="cannot be created"):
+        prepare_storage(str(tmp_path / "d"), f"sqlite:///{blocker}/sub/mlflow.db")
+
+
+def test_every_old_tune_runner_name_still_resolves_for_pickles():
+    """Tune's state of a sweep interrupted before the split names ``sweeps.tune_runner.<name>``."""
+    from sweeps import callbacks, faults, grid, search, trainable, tune_runner
+
+    for name in tune_runner.LEGACY_NAMES:  # what unpickling a reference to the old path does
+        assert pickle.loads(f"csweeps.tune_runner\n{name}\n.".encode()) is getattr(tune_runner, name), name
+    assert tune_runner.JournalSafeOptunaSearch is search.JournalSafeOptunaSearch
+    assert tune_runner.StatusCallback is callbacks.StatusCallback
+    assert tune_runner.StateBackupCallback is callbacks.StateBackupCallback
+    assert tune_runner._trainable is trainable._trainable and tune_runner._trainable.__name__ == "_trainable"
+    assert tune_runner._trial_dirname is grid._trial_dirname
+    assert tune_runner.FaultSpec is faults.FaultSpec
+
+
+# --- run_sweep's parent run (no Ray: the connection, the search and the final grid are replaced)
+
+
+@pytest.fixture
+def sweep(tmp_path, monkeypatch):
+    """A smoke SweepConfig on a fresh store, and a switch for what the (fake) search does."""
+    from sweeps import search
+    from sweeps.cluster import DatasetRef
+    from sweeps.config import GridRunResult, smoke_config
+
+    runs = tmp_path / "runs"
+    cfg = smoke_config(name="life", storage_path=str(runs), tracking_uri=f"sqlite:///{runs}/mlflow.db",
+                       final_seeds=(1111,))
+    outcome: dict = {"search": None}
+
+    def fake_search(cfg, *, base, mode, target, tracker, **kw):
+        if outcome["search"] is not None:
+            # a search child left open: the lifecycle must close it
+            tracker.child_run(experiment_id=target.experiment_id, parent_run_id=target.parent_run_id,
+                              run_key="t1", run_name="t1", tags={"stage": "search"}, params={})
+            raise outcome["search"]
+        return {"trial_id": "t1", "objective": 0.5, "config": base.to_dict()}, cfg.num_samples
+
+    def fake_grid(runs, *, target, **kw):
+        return [GridRunResult(key=r.key, run_id=None, status="FINISHED", best_test={"mae": 1.0})
+                for r in runs]
+
+    monkeypatch.setattr(search, "connect_checked", lambda *a, **k: {})
+    monkeypatch.setattr(search, "share_dataset", lambda data: DatasetRef(ref=None, name=data.name))
+    monkeypatch.setattr(search, "_search", fake_search)
+    monkeypatch.setattr(search, "run_grid", fake_grid)
+    return cfg, outcome
+
+
+def _sweep_parent(cfg):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(cfg.resolved_tracking_uri())
+    exp = client.get_experiment_by_name("mmsa-synthetic-mosi")
+    (parent,) = client.search_runs([exp.experiment_id], filter_string="tags.kind = 'sweep'")
+    children = client.search_runs([exp.experiment_id],
+                                  filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    return client, parent, children
+
+
+def test_a_finished_sweep_has_every_parent_tag_and_artifact(sweep):
+    from sweeps.search import run_sweep
+
+    cfg, _ = sweep
+    result = run_sweep(cfg)
+    client, parent, _ = _sweep_parent(cfg)
+    assert parent.info.status == "FINISHED" and parent.info.run_id == result.parent_run_id
+    tags = parent.data.tags
+    assert {"kind", "sweep_name", "method", "dataset", "sampler", "sampler_seed", "code_version",
+            "config_hash", "study_name", "objective", "smoke", "sweep_dir", "best_trial_id",
+            "best_objective"} <= set(tags)
+    assert (tags["kind"], tags["sweep_name"], tags["smoke"], tags["best_trial_id"]) == ("sweep", "life", "true", "t1")
+    assert "error" not in tags
+    assert {"search_space.json", "best_config.json", "final_summary.json"} <= {
+        a.path for a in client.list_artifacts(parent.info.run_id)}
+
+
+@pytest.mark.parametrize("error, status", [(KeyboardInterrupt(), "KILLED"),
+                                           (RuntimeError("no search trial finished"), "FAILED")])
+def test_an_interrupted_or_failed_sweep_ends_its_parent(sweep, error, status):
+    from sweeps.search import run_sweep
+
+    cfg, outcome = sweep
+    outcome["search"] = error
+    with pytest.raises(type(error)):
+        run_sweep(cfg)
+    _, parent, children = _sweep_parent(cfg)
+    assert parent.info.status == status
+    assert parent.data.tags.get("error") == (None if status == "KILLED" else "RuntimeError: no search trial finished")
+    assert [(c.info.status, c.data.tags["killed_reason"]) for c in children] == [
+        ("KILLED", f"sweep ended ({status})")]
