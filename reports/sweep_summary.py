@@ -34,24 +34,33 @@ class SpaceInfo:
     ranges: Mapping[str, tuple[float, float, bool]] = field(default_factory=dict)  # name -> (low, high, log)
     metric: str | None = None  # e.g. "best/valid/mae"
     mode: str | None = None  # "min" | "max"
+    kinds: Mapping[str, str] = field(default_factory=dict)  # name -> "float" | "int" | "categorical"
+    choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # categorical name -> choices (as text)
 
 
 def parse_search_space(data: Any) -> SpaceInfo | None:
-    """Read the `search_space.json` of `sweeps/` ({"params": [{"name", "low", "high", "log"}, ...],
-    "metric", "mode", ...}) or a plain {name: spec} mapping. None when it is neither."""
+    """Read the `search_space.json` of `sweeps/` ({"params": [{"name", "low", "high", "log"} or
+    {"name", "kind": "categorical", "choices"} or {..., "kind": "int"}, ...], "metric", "mode", ...})
+    or a plain {name: spec} mapping. None when it is neither."""
     if not isinstance(data, dict):
         return None
     params = data.get("params")
     if isinstance(params, list) and all(isinstance(p, dict) and "name" in p for p in params):
-        ranges = {}
+        ranges, kinds, choices = {}, {}, {}
         for p in params:
+            name = str(p["name"])
+            kinds[name] = str(p.get("kind", "float"))
+            if kinds[name] == "categorical" and isinstance(p.get("choices"), list):
+                choices[name] = tuple(str(c) for c in p["choices"])
+                continue
             try:
-                ranges[str(p["name"])] = (float(p["low"]), float(p["high"]), bool(p.get("log", False)))
+                ranges[name] = (float(p["low"]), float(p["high"]), bool(p.get("log", False)))
             except (KeyError, TypeError, ValueError):
                 pass
         metric, mode = data.get("metric"), data.get("mode")
         return SpaceInfo(tuple(str(p["name"]) for p in params), ranges,
-                         metric if isinstance(metric, str) else None, mode if mode in ("min", "max") else None)
+                         metric if isinstance(metric, str) else None, mode if mode in ("min", "max") else None,
+                         kinds, choices)
     if data and all(isinstance(k, str) for k in data):
         return SpaceInfo(tuple(sorted(data)))
     return None
@@ -153,7 +162,7 @@ def summarize_sweep(frame: Any, *, evaluator: str = "ped-anova", top_k: int = 5,
         objective=col[len("metrics."):], minimize=minimize, searched=tuple(searched),
         best_trials=_best_trials(scored, col, spec, minimize, searched, top_k, id),
         importances=_importances(scored[scored["_full"]], col, minimize, searched, evaluator, domain=frame,
-                                 ranges=space.ranges if space else {}),
+                                 ranges=space.ranges if space else {}, space=space),
         history=tuple(_history(scored, col, minimize)),
         compute=_compute(frame), notes=tuple(notes))
 
@@ -184,10 +193,11 @@ def _best_trials(frame: Any, col: str, spec: Any, minimize: bool, searched: Sequ
 
 
 def _importances(frame: Any, col: str, minimize: bool, searched: Sequence[str], evaluator: str, *,
-                 domain: Any, ranges: Mapping[str, tuple[float, float, bool]]) -> Importances:
-    """Importances over the trials of `frame`. A parameter's distribution is its declared range
-    (search_space.json) when known, else the span of the values seen in `domain` (all finished
-    trials), log-scaled when that span covers two decades."""
+                 domain: Any, ranges: Mapping[str, tuple[float, float, bool]],
+                 space: SpaceInfo | None = None) -> Importances:
+    """Importances over the trials of `frame`. A parameter's distribution is the one declared in
+    search_space.json when known (float range, int range, categorical choices), else the span of the
+    values seen in `domain` (all finished trials), log-scaled when that span covers two decades."""
     name = EVALUATORS[evaluator]
     n = len(frame)
     if n < MIN_IMPORTANCE_TRIALS:
@@ -205,7 +215,14 @@ def _importances(frame: Any, col: str, minimize: bool, searched: Sequence[str], 
         if not values:
             continue
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-        if p in ranges and numeric:
+        kind = space.kinds.get(p, "float") if space else "float"
+        if kind == "categorical":
+            declared = space.choices.get(p, ())
+            dists[p] = CategoricalDistribution(sorted(set(declared) | {str(v) for v in values}))
+        elif kind == "int" and numeric:
+            lo, hi, _ = ranges.get(p, (min(values), max(values), False))
+            dists[p] = IntDistribution(int(min(lo, *values)), int(max(hi, *values)))
+        elif p in ranges and numeric:
             lo, hi, log = ranges[p]
             dists[p] = FloatDistribution(min(lo, *values), max(hi, *values), log=log)
         elif not numeric:

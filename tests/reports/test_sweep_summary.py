@@ -67,3 +67,31 @@ def test_parse_search_space_formats():
     assert parse_search_space({"b": {}, "a": {}}).names == ("a", "b")
     s = parse_search_space({"params": [{"name": "tau", "low": 0.05, "high": 1, "log": True}], "mode": "sideways"})
     assert s.names == ("tau",) and s.ranges == {"tau": (0.05, 1.0, True)} and s.mode is None
+
+
+def test_declared_int_and_categorical_parameters_keep_their_distributions(monkeypatch):
+    """search_space.json's int and categorical kinds (sweeps/ writes them for class rules, K, widths)
+    become Optuna Int/Categorical distributions, with every declared choice, not a float range."""
+    import optuna
+
+    seen = {}
+    real = optuna.importance.get_param_importances
+
+    def spy(study, **kw):
+        seen.update(study.trials[0].distributions)
+        return real(study, **kw)
+
+    monkeypatch.setattr(optuna.importance, "get_param_importances", spy)
+    space = parse_search_space({"params": [
+        {"name": "lr", "low": 1e-5, "high": 1.0, "log": True, "distribution": "log-uniform"},
+        {"name": "depth", "low": 1, "high": 5, "log": False, "kind": "int", "distribution": "int-uniform"},
+        {"name": "act", "kind": "categorical", "choices": ["relu", "gelu", "tanh"], "distribution": "categorical"}],
+        "metric": "best/valid/mae", "mode": "min"})
+    assert space.kinds == {"lr": "float", "depth": "int", "act": "categorical"}
+    assert space.choices == {"act": ("relu", "gelu", "tanh")} and "act" not in space.ranges
+    s = summarize_sweep(_frame(10, full=8), space=space)
+    assert set(s.importances.values) == {"act", "depth", "lr"}
+    assert isinstance(seen["depth"], optuna.distributions.IntDistribution)
+    assert (seen["depth"].low, seen["depth"].high) == (1, 5)
+    assert isinstance(seen["act"], optuna.distributions.CategoricalDistribution)
+    assert set(seen["act"].choices) == {"relu", "gelu", "tanh"}
