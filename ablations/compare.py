@@ -38,6 +38,7 @@ if __package__ in (None, ""):  # run as a file (also under `ray job submit`): im
 from ablations.schema import DATA_FIELDS  # noqa: E402  (pure Python)
 from mmsa_core.config import DATASET_PRESETS, RunConfig, parse_assignments  # noqa: E402
 from mmsa_core.methods import method_names  # noqa: E402
+from sweeps.preflight import redact_uri  # noqa: E402  (stdlib only)
 
 if TYPE_CHECKING:
     from sweeps.config import GridRunResult
@@ -223,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sweeps.config import data_name
     from sweeps.tracking import experiment_name
 
-    print(f"report: python -m reports --methods --tracking-uri {res.tracking_uri} "
+    print(f"report: python -m reports --methods --tracking-uri {redact_uri(res.tracking_uri)} "
           f"--experiment {experiment_name(data_name(comp.data))}")
     return 0 if res.ok else 1
 

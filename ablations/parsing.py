@@ -22,7 +22,7 @@ from ablations.schema import (CORRUPTIBLE, CORRUPTIBLE_SUBSETS, DATA_FIELDS, DEF
                               MODALITY_LETTERS, PRESETS, SPECS_DIR, TOP_LEVEL_FIELDS, AblationSpec,
                               AblationSpecError, Robustness, Variant)
 from mmsa_core.config import RunConfig, method_keys
-from mmsa_core.data.corruption import CORRUPTION_KINDS
+from mmsa_core.data.corruption import CORRUPTION_KINDS, MASKING_KIND
 from mmsa_core.methods import get_method, method_names
 from mmsa_core.methods.base import Method
 
@@ -289,10 +289,11 @@ def _parse_robustness(block: Any, add) -> Robustness | None:
         add(f"{where}: kinds must be a non-empty list; valid kinds: {list(CORRUPTION_KINDS)}")
     else:
         for k in kinds:
-            if k not in CORRUPTION_KINDS:
+            if k not in CORRUPTION_KINDS and k != MASKING_KIND:
                 add(f"{where}: unknown corruption kind {k!r}; valid kinds: {list(CORRUPTION_KINDS)} "
                     "(frames: a rate r of each stream's frames go missing; stream: the whole stream "
-                    "goes missing in a rate r of the samples)")
+                    f"goes missing in a rate r of the samples) and {MASKING_KIND!r} (the field's MMSA "
+                    "masking: each token / frame dropped with probability r, mask seeds 111, 1111, 11111)")
             elif k not in ok_kinds:
                 ok_kinds.append(k)
     mods = block.get("modalities")

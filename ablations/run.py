@@ -74,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--validate-only", action="store_true",
                    help="validate the spec with these changes (and resolve a sweep base if the tracking "
                         "store is reachable); launch nothing")
-    g.add_argument("--verbose", type=int, default=1, help="Ray Tune console verbosity 0-3 (default: %(default)s)")
+    g.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2, 3),
+                   help="console output: 0 the summary only; 1 a line per trial event and a stage header; "
+                        "2 and 3 also every epoch and Ray Tune's own trial tables (default: %(default)s)")
     return p
 
 
@@ -116,12 +118,23 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     from ablations.runner import AblationRunError, RunOptions, run_ablation, validate_only
+    from sweeps.console import quiet_console
+
+    quiet_console(args.verbose)
 
     opts = RunOptions(storage_path=args.storage_path, tracking_uri=args.tracking_uri or "",
                       address=args.address or "", num_cpus=args.num_cpus, cpus_per_trial=args.cpus_per_trial,
                       gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent,
                       max_failures=args.max_failures, robustness=not args.no_robustness,
                       verbose=args.verbose)
+    if not args.validate_only:  # the tracking store answers (seconds) before Ray starts
+        from sweeps.preflight import PreflightError, check_tracking
+
+        try:
+            check_tracking(opts.resolved_tracking_uri())
+        except PreflightError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     try:
         if args.validate_only:
             print(validate_only(spec, opts))

@@ -23,7 +23,8 @@
    new grid holding only the pairs not yet finished.
 4. **Test-time robustness** (spec ``robustness:``): the reference variant's models are evaluated on
    a corrupted test split (`mmsa_core.trainer.evaluate_checkpoint` with a
-   `mmsa_core.data.Corruption`) and the metrics ``robust/<kind>-<modalities>/r<rate>/test/<m>``
+   `mmsa_core.data.Corruption`; kind ``tokens`` = the field's MMSA masking with the run's
+   tokenizer's [UNK], `mmsa_core.data.masking`) and the metrics ``robust/<kind>-<modalities>/r<rate>/test/<m>``
    are logged on the reference child runs. This runs *inside the trial*, right after training,
    where the best weights are (the sweep layer's ``post_train`` hook: same node, same GPU share).
    A finished reference run that lacks some of these metrics (robustness added to the spec later,
@@ -36,6 +37,7 @@ Imports Ray, MLflow and torch only inside functions (through `sweeps` and `mmsa_
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import hashlib
 import json
@@ -47,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ablations.spec import AblationSpec, AblationSpecError, Robustness, Trial
+from sweeps.preflight import redact_uri  # noqa: E402  (stdlib only)
 
 if TYPE_CHECKING:
     from mmsa_core.config import RunConfig
@@ -161,8 +164,11 @@ class AblationSummary:
             lines.append("robustness metrics on the reference runs: " +
                          ", ".join(f"{n} {k}" for k, n in sorted(how.items())))
         lines += [f"note: {n}" for n in self.notes]
-        lines.append(f"MLflow: {self.tracking_uri} — experiment {self.experiment_id}, parent run "
+        lines.append(f"MLflow: {redact_uri(self.tracking_uri)} — experiment {self.experiment_id}, parent run "
                      f"{self.parent_run_id}; Tune: {self.study_dir}")
+        from sweeps.console import footer  # the MLflow UI command, as after a sweep
+
+        lines += footer(self.tracking_uri, self.experiment_id)
         return "\n".join(lines)
 
 
@@ -237,7 +243,13 @@ def run_ablation(spec: AblationSpec, opts: RunOptions = RunOptions()) -> Ablatio
                    "study_dir": study_dir}
     if spec.base_sweep is not None:
         parent_tags["base_sweep"] = spec.base_sweep
-    with parent_run(tracker, experiment_id, name=spec.name, kind="ablation", tags=parent_tags) as parent:
+    sizes = "/".join(str(n) for n in data.sizes.values())
+    note = (f"{spec.method} ablation on {data.name} (train/valid/test {sizes}): "
+            f"{len(spec.variants)} variants ({', '.join(spec.variant_names())}; reference "
+            f"{spec.reference}) x seeds {','.join(map(str, spec.seeds))}"
+            + (f", from sweep {spec.base_sweep}" if spec.base_sweep else "") + ".")
+    with parent_run(tracker, experiment_id, name=spec.name, kind="ablation", tags=parent_tags,
+                    dataset=data, description=note) as parent:
         parent_run_id = parent.run_id
         tracker.client.log_text(parent_run_id, spec.to_yaml(), SPEC_ARTIFACT)
         tracker.log_json(parent_run_id, {v: c.to_dict() for v, c in spec.configs().items()}, CONFIGS_ARTIFACT)
@@ -262,8 +274,13 @@ def run_ablation(spec: AblationSpec, opts: RunOptions = RunOptions()) -> Ablatio
             grid_name = "grid-" + _digest([(r.key, r.config.to_dict()) for r in runs])
             results = run_grid(runs, data=data, target=target, storage_path=study_dir, name=grid_name,
                                resources=resources, max_concurrent=opts.max_concurrent,
-                               max_failures=opts.max_failures, post_train=hook, verbose=opts.verbose)
+                               max_failures=opts.max_failures, post_train=hook, verbose=opts.verbose,
+                               label="ablation")
             summary.results = list(zip(trials, results))
+            means = {v: row["mae"][0] for v, row in summary.per_variant().items() if "mae" in row}
+            if means:
+                parent.describe(note + " Test mae, mean over seeds: " + ", ".join(
+                    f"{v} {m:.4f}" for v, m in sorted(means.items(), key=lambda kv: kv[1])) + ".")
 
             # 4. robustness of reference runs the trials did not evaluate --------------------------
             if hook is not None:
@@ -307,7 +324,7 @@ def resolve_sweep_base(spec: AblationSpec, tracker: "Tracker") -> AblationSpec:
             parent = max(hits, key=lambda r: r.info.start_time or 0)  # the newest of that name
             break
     if parent is None:
-        raise AblationRunError(f"{spec.source}: base sweep {name!r} not found at {tracker.tracking_uri}; "
+        raise AblationRunError(f"{spec.source}: base sweep {name!r} not found at {redact_uri(tracker.tracking_uri)}; "
                                f"sweeps there: {sorted(set(available)) or '(none)'}")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
@@ -360,12 +377,16 @@ class RobustnessHook:
         return _signature(cfg) == self.reference
 
     def evaluate(self, cfg: "RunConfig", data: "MSADataset", checkpoint_dir: str) -> dict[str, float]:
-        from mmsa_core.data.corruption import Corruption
+        from mmsa_core.data.corruption import MASKING_KIND, Corruption
         from mmsa_core.trainer import evaluate_checkpoint
 
         out: dict[str, float] = {}
         for c in self.corruptions:
             corruption = Corruption(*c)
+            if corruption.kind == MASKING_KIND:  # the field's masking: the run's tokenizer's [UNK]
+                from mmsa_core.data.masking import tokenizer_unk_id
+
+                corruption = dataclasses.replace(corruption, unk_token_id=tokenizer_unk_id(cfg.text_encoder))
             metrics = evaluate_checkpoint(cfg, data, checkpoint_dir, split="test", corruption=corruption)
             prefix = Robustness.metric_prefix(corruption)
             out.update({prefix + k: float(v) for k, v in metrics.items()})

@@ -27,7 +27,8 @@ DEFAULT_REFERENCE = "full"
 MODALITY_LETTERS = ("t", "a", "v")
 PRESETS = DATASET_PRESETS
 # Test-time corruptions: drop a rate r of the frames (tokens) of each listed stream, or the whole
-# stream for a rate r of the samples (mmsa_core.data.corruption, the single source of the kinds).
+# stream for a rate r of the samples, or ("tokens") the field's MMSA masking at rate r
+# (mmsa_core.data.corruption, the single source of the kinds).
 CORRUPTIBLE = ("t", "a", "v")
 CORRUPTIBLE_SUBSETS = ("t", "a", "v", "ta", "tv", "av", "tav")
 # Fields a spec sets in one place only: the study's method and data are top-level keys, seeds come

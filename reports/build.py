@@ -20,8 +20,9 @@ from reports import plots, runs, stats
 from reports.document import Figure, Paragraph, ParentRef, Report, Section, slug
 from reports.runs import ReportError
 from reports.sweep_summary import EVALUATORS, SpaceInfo, parse_search_space, summarize_sweep
-from reports.tables import (STD_NOTE, UNITS_NOTE, TextTable, ablation_table, metric_spec, pvalue_table,
-                            results_table, robustness_table)
+from reports.tables import (FIELD_ROBUST_METRICS, STD_NOTE, UNITS_NOTE, TextTable, ablation_table, metric_spec,
+                            protocol_text, pvalue_table, results_table, robust_absent_table, robust_auc_table,
+                            robust_points, robust_rate_table, robustness_table)
 
 FORMATS = ("md", "tex", "html")
 ROBUST_METRICS = ("mae", "acc2_non0")
@@ -40,10 +41,11 @@ class BuildResult:
 def build_report(*, tracking_uri: str, out_dir: str | Path, experiment: str | None = None,
                  sweeps: Sequence[str] = (), ablations: Sequence[str] = (), methods: bool = False,
                  formats: Sequence[str] = FORMATS, test: str = "ttest", alpha: float = 0.05,
-                 evaluator: str = "ped-anova", log_artifacts: bool = True) -> BuildResult:
+                 evaluator: str = "ped-anova", log_artifacts: bool = True,
+                 robustness: Sequence[str] = ()) -> BuildResult:
     """Build, write and (optionally) log one report. Raises `ReportError` with a clear message."""
-    if not (sweeps or ablations or methods):
-        raise ReportError("nothing to report: give --sweep, --ablation and/or --methods")
+    if not (sweeps or ablations or methods or robustness):
+        raise ReportError("nothing to report: give --sweep, --ablation, --robustness and/or --methods")
     if test not in stats.TESTS:
         raise ReportError(f"unknown test {test!r}; choose one of {sorted(stats.TESTS)}")
     if evaluator not in EVALUATORS:
@@ -56,7 +58,7 @@ def build_report(*, tracking_uri: str, out_dir: str | Path, experiment: str | No
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    first_id = next((x for x in [*sweeps, *ablations] if runs._RUN_ID_RE.match(x)), None)
+    first_id = next((x for x in [*sweeps, *ablations, *robustness] if runs._RUN_ID_RE.match(x)), None)
     exp = runs.resolve_experiment(tracking_uri, experiment, run_id=first_id)
     report = Report(title="", dataset="", experiment_id=exp.id, experiment_name=exp.name,
                     tracking_uri=runs.redact(tracking_uri),
@@ -66,6 +68,8 @@ def build_report(*, tracking_uri: str, out_dir: str | Path, experiment: str | No
         ctx.sweep_section(name)
     for name in ablations:
         ctx.ablation_sections(name)
+    for name in robustness:
+        ctx.robustness_section(name)
     if methods:
         ctx.methods_section()
 
@@ -259,6 +263,65 @@ class _Context:
         self._figure(sec, f"robustness-{sid}", "Robustness curves: test metric against the missing rate "
                      "(rate 0 = clean), mean ± std over seeds of the reference variant.",
                      lambda p: plots.robustness([t for _, t in tables], [m for m, _ in tables], p))
+        self.report.sections.append(sec)
+
+    # --- robustness study (ablations/robustness.py) ----------------------------------------------
+    def robustness_section(self, name: str) -> None:
+        """Per method and rate mean ± std over seeds, the AUC of each curve, the curves, and the
+        whole-modality-drop table of a ``kind=robustness`` parent run; the protocol in every caption."""
+        parent, notes = self._parent(name, "robustness")
+        children = self._children(parent)
+        sid = slug(parent.name)
+        protocol = parent.tags.get("protocol") or _one(children["protocol"]) or "?"
+        rs = self._finished(children[children["stage"] == "robustness"], f"robustness {parent.name}")
+        sec = Section(f"robustness-{sid}", f"Robustness “{parent.name}” ({protocol} protocol)")
+        sec.blocks += [Paragraph(n) for n in notes]
+        frame, dropped = rs.runs, 0
+        if not frame.empty:  # one run per (method, seed[, rate]): the newest
+            import pandas as pd
+
+            parts = []
+            for _, group in frame.groupby([frame["method"].fillna("?"), frame["rate"].fillna("")], sort=False):
+                kept, d = runs.latest_per_seed(group)
+                parts.append(kept)
+                dropped += d
+            frame = pd.concat(parts, ignore_index=True)
+        points = robust_points(frame, protocol, order=[m for m in parent.tags.get("methods", "").split(",") if m])
+        if not points.values:
+            sec.blocks.append(Paragraph("No FINISHED robustness run with masked-test metrics."))
+            self.report.sections.append(sec)
+            return
+        proto = protocol_text(protocol)
+        tnotes = [f"{dropped} duplicate run(s) left out (newest kept)"] if dropped else []
+        field_rates = tuple(round(0.1 * i, 1) for i in range(11))
+        auc_note = ("AUC = area under the curve over r ∈ [0, 1], trapezoid rule with step 0.1 (EMT-DLFR), per "
+                    "seed, then mean ± std" if points.rates == field_rates else
+                    f"AUC = trapezoid rule over the rates run ({', '.join(f'{r:g}' for r in points.rates)}), per "
+                    "seed, then mean ± std — not the field's 11 rates 0.0, 0.1, …, 1.0, so not comparable "
+                    "with published AUCs")
+        tables = []
+        for m in FIELD_ROBUST_METRICS:
+            header = metric_spec(m).header
+            tables.append(robust_rate_table(
+                points, m, id=f"robustness-{sid}-{slug(m)}", title=f"Robustness — test {header} against the missing rate",
+                caption=f"{proto}. Test {header} per method and missing rate r; {auc_note}; {STD_NOTE}. {UNITS_NOTE}.",
+                notes=tnotes))
+        sec.blocks.append(robust_auc_table(
+            points, id=f"robustness-{sid}-auc", title="Robustness — area under the curve",
+            caption=f"{proto}. {auc_note}, per metric; {STD_NOTE}. {UNITS_NOTE}."))
+        sec.blocks += tables
+        self._figure(sec, f"robustness-{sid}", f"{proto}. Test metric against the missing rate r, one line per "
+                     "method (mean over seeds) with a ± std band.",
+                     lambda p: plots.robustness_methods(tables, list(FIELD_ROBUST_METRICS), p, protocol=protocol))
+        absent = robust_absent_table(
+            points, id=f"robustness-{sid}-absent", title="Robustness — whole-modality drop",
+            caption=f"{proto}. Test metrics with the acoustic (A), visual (V) or both streams absent (frames "
+                    f"zeroed, lengths 0) and on the complete test split; {STD_NOTE}. {UNITS_NOTE}.")
+        if absent is not None:
+            sec.blocks.append(absent)
+        elif protocol == "retrain":
+            sec.blocks.append(Paragraph("Whole-modality drop is evaluated by the evaluate protocol "
+                                        "(`--protocol evaluate`), not by retraining."))
         self.report.sections.append(sec)
 
     # --- method comparison ----------------------------------------------------------------------

@@ -42,6 +42,8 @@ def parser() -> argparse.ArgumentParser:
                    help="sweep parent run (sweep_name tag, run name or run id); repeatable")
     p.add_argument("--ablation", action="append", default=[], metavar="NAME_OR_RUN_ID",
                    help="ablation parent run (study name, run name or run id); repeatable")
+    p.add_argument("--robustness", action="append", default=[], metavar="NAME_OR_RUN_ID",
+                   help="robustness study parent run (ablations/robustness.py: kind=robustness); repeatable")
     p.add_argument("--methods", action="store_true",
                    help="add a method comparison of the experiment's final stages (newest sweep per method)")
     p.add_argument("--out", default="outputs/report", help="output folder (default: %(default)s)")
@@ -63,8 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         parser().error(f"--format: unknown {bad or formats}; choose from {','.join(FORMATS)}")
-    if not (args.sweep or args.ablation or args.methods):
-        parser().error("nothing to report: give --sweep, --ablation and/or --methods")
+    if not (args.sweep or args.ablation or args.methods or args.robustness):
+        parser().error("nothing to report: give --sweep, --ablation, --robustness and/or --methods")
     from reports.build import build_report
     from reports.runs import ReportError
 
@@ -73,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = build_report(tracking_uri=uri, out_dir=args.out, experiment=args.experiment,
                               sweeps=args.sweep, ablations=args.ablation, methods=args.methods,
+                              robustness=args.robustness,
                               formats=formats, test=args.test, alpha=args.alpha, evaluator=args.importance,
                               log_artifacts=not args.no_log_artifacts)
     except ReportError as exc:

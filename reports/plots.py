@@ -98,3 +98,27 @@ def robustness(tables: Sequence[StatTable], metrics: Sequence[str], path: Path) 
     fig.suptitle("Robustness to missing modalities (reference variant, mean ± std over seeds)", fontsize=9)
     fig.savefig(path, format="png")
     return path
+
+
+def robustness_methods(tables: Sequence[StatTable], metrics: Sequence[str], path: Path, *, protocol: str) -> Path:
+    """The field's robustness curves: one line per method (mean over seeds) with a ± std band,
+    one panel per metric; x = missing rate r (the tables' rate columns)."""
+    fig = _figure(width=3.1 * len(tables) + 0.4, height=3.2)
+    axes = fig.subplots(1, len(tables), squeeze=False)[0]
+    for ax, table, metric in zip(axes, tables, metrics):
+        spec = metric_spec(metric)
+        cols = [c for c in table.columns if c.x is not None]
+        xs = [float(c.x) for c in cols]
+        for i, row in enumerate(table.rows):
+            mean = [row.cells[c.key].mean for c in cols]
+            std = [0.0 if math.isnan(row.cells[c.key].std) else row.cells[c.key].std for c in cols]
+            ax.plot(xs, mean, marker="o", ms=3, color=f"C{i}", label=row.label)
+            ax.fill_between(xs, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
+                            color=f"C{i}", alpha=0.2, lw=0)
+        ax.set_xlabel("missing rate r")
+        ax.set_ylabel(f"test {spec.header} {'↑' if spec.higher_is_better else '↓'}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Robustness to missing modalities — {protocol} protocol (mean ± std over seeds)", fontsize=9)
+    fig.savefig(path, format="png")
+    return path

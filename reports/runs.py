@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
 KEPT_STATUS = "FINISHED"
-IDENTITY_TAGS = ("kind", "method", "dataset", "stage", "ablation", "trial_id", "sweep_name", "stop_reason")
+IDENTITY_TAGS = ("kind", "method", "dataset", "stage", "ablation", "trial_id", "sweep_name", "stop_reason",
+                 "protocol", "rate")
 ID_COLUMNS = ("run_id", "experiment_id", "parent_run_id", "run_name", "status", "start_time", "end_time",
               *IDENTITY_TAGS, "seed", "reference", "stopped_early")
 _INT_RE = re.compile(r"^[+-]?\d+$")

@@ -350,3 +350,162 @@ def robust_curves(table: StatTable) -> list[RobustCurve]:
             cs.append(row.cells[c.key])
         curves.append(RobustCurve(row.label, tuple(xs), tuple(cs)))
     return curves
+
+
+# --------------------------------------------------------------------------------------------
+# missing-modality robustness by the field's protocol (ablations/robustness.py, spec robustness.md)
+
+FIELD_ROBUST_METRICS = ("acc2_non0", "f1_non0", "acc7", "mae", "corr")
+TOKENS_RE = re.compile(r"^metrics\.robust/tokens-(?P<mods>[a-z]+)/r(?P<rate>\d+(?:\.\d+)?)/test/(?P<metric>\w+)$")
+ABSENT_RE = re.compile(r"^metrics\.robust/absent-(?P<mods>[a-z]+)/test/(?P<metric>\w+)$")
+PROTOCOLS = {
+    "evaluate": "train once — trained on complete data, selected on complete validation, the best-validation "
+                "model tested on masked test copies at every missing rate r",
+    "retrain": "retrain per rate — one model per rate and seed, trained, selected and tested on data masked "
+               "at r (train, valid and test alike)",
+}
+ABSENT_LABELS = {"": "complete", "a": "A absent", "v": "V absent", "av": "A+V absent"}
+
+
+def protocol_text(protocol: str) -> str:
+    return f"Protocol: {PROTOCOLS.get(protocol, protocol)}; MMSA masking (keep = U(0,1) > r per token / frame)"
+
+
+def trapezoid_auc(rates: Sequence[float], values: Sequence[float]) -> float:
+    """Area under a curve over the rates, trapezoid rule (EMT-DLFR's ``sum(v[:-1] + v[1:]) / 2 * 0.1``
+    for the rates 0.0, 0.1, ..., 1.0). NaN if any value is missing or fewer than two rates."""
+    import numpy as np
+
+    r = np.asarray(rates, dtype=float)
+    v = np.asarray(values, dtype=float)
+    if r.size < 2 or r.shape != v.shape or not np.all(np.isfinite(v)):
+        return math.nan
+    order = np.argsort(r)
+    r, v = r[order], v[order]
+    return float(np.sum((v[:-1] + v[1:]) / 2 * np.diff(r)))
+
+
+@dataclass(frozen=True)
+class RobustPoints:
+    """Raw metric values of a robustness study, read from its child runs.
+
+    `values[(method, rate, seed)][metric]`; `absent[(method, modalities, seed)][metric]` with
+    modalities "" = the complete test split (best/test), "a", "v", "av" (evaluate protocol only).
+    """
+
+    protocol: str
+    methods: tuple[str, ...]
+    rates: tuple[float, ...]
+    seeds: tuple[int, ...]
+    values: Mapping[tuple[str, float, int], Mapping[str, float]]
+    absent: Mapping[tuple[str, str, int], Mapping[str, float]] = field(default_factory=dict)
+
+    def value(self, method: str, rate: float, seed: int, metric: str) -> float:
+        return float(self.values.get((method, rate, seed), {}).get(metric, math.nan))
+
+    def seed_auc(self, method: str, seed: int, metric: str) -> float:
+        return trapezoid_auc(self.rates, [self.value(method, r, seed, metric) for r in self.rates])
+
+
+def _finite(v: Any) -> bool:
+    try:
+        return v is not None and math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def robust_points(frame: Any, protocol: str, order: Sequence[str] = ()) -> RobustPoints:
+    """From a tidy frame of FINISHED robustness children (columns method, seed, rate, metrics.*);
+    methods in `order` (the study's), then any other alphabetically."""
+    values: dict[tuple[str, float, int], dict[str, float]] = {}
+    absent: dict[tuple[str, str, int], dict[str, float]] = {}
+    tokens = {c: TOKENS_RE.match(c) for c in frame.columns}
+    tokens = {c: m for c, m in tokens.items() if m and m["mods"] == "tav"}
+    drops = {c: ABSENT_RE.match(c) for c in frame.columns}
+    drops = {c: m for c, m in drops.items() if m}
+    for _, row in frame.iterrows():
+        method, seed = row.get("method"), row.get("seed")
+        if method is None or seed is None or (isinstance(seed, float) and math.isnan(seed)):
+            continue
+        seed = int(seed)
+        if protocol == "retrain":
+            rate = row.get("rate")
+            if not _finite(rate):
+                continue
+            cell = values.setdefault((method, round(float(rate), 2), seed), {})
+            for key in METRIC_BY_KEY:
+                v = row.get(TEST_PREFIX + key)
+                if _finite(v):
+                    cell[key] = float(v)
+            continue
+        for col, m in tokens.items():
+            if _finite(row[col]):
+                values.setdefault((method, round(float(m["rate"]), 2), seed), {})[m["metric"]] = float(row[col])
+        for col, m in drops.items():
+            if _finite(row[col]):
+                absent.setdefault((method, m["mods"], seed), {})[m["metric"]] = float(row[col])
+        if any(k[0] == method and k[2] == seed for k in absent):
+            for key in METRIC_BY_KEY:
+                v = row.get(TEST_PREFIX + key)
+                if _finite(v):
+                    absent.setdefault((method, "", seed), {})[key] = float(v)
+    found = {k[0] for k in values}
+    methods = tuple([m for m in order if m in found] + sorted(found - set(order)))
+    rates = tuple(sorted({k[1] for k in values}))
+    seeds = tuple(sorted({k[2] for k in values}))
+    return RobustPoints(protocol, methods, rates, seeds, values, absent)
+
+
+def robust_rate_table(points: RobustPoints, metric: str, *, id: str, title: str, caption: str,
+                      notes: Sequence[str] = ()) -> StatTable:
+    """Rows = methods, columns = each rate then the AUC over the rates; mean ± std over seeds.
+
+    The AUC is computed per seed (from that seed's whole curve, in table units), then summarised.
+    """
+    spec = metric_spec(metric)
+    columns = [Column(f"r{r:.2f}", f"r = {r:.1f}" if round(r, 1) == r else f"r = {r:.2f}", spec.decimals,
+                      spec.higher_is_better, x=r) for r in points.rates]
+    columns.append(Column("auc", "AUC", spec.decimals, spec.higher_is_better))
+    rows = []
+    for method in points.methods:
+        cells = {}
+        for r in points.rates:
+            cells[f"r{r:.2f}"] = _stat_cell(points.value(method, r, s, metric) * spec.scale for s in points.seeds)
+        cells["auc"] = _stat_cell(points.seed_auc(method, s, metric) * spec.scale for s in points.seeds)
+        n = len({s for (m, _, s) in points.values if m == method})
+        rows.append(StatRow(method, cells, n))
+    return StatTable(id=id, title=title, caption=caption, columns=tuple(columns), rows=tuple(rows),
+                     row_header="Method", notes=tuple(notes))
+
+
+def robust_auc_table(points: RobustPoints, *, id: str, title: str, caption: str,
+                     metrics: Sequence[str] = FIELD_ROBUST_METRICS, notes: Sequence[str] = ()) -> StatTable:
+    """Rows = methods, columns = the AUC of each metric's curve (per seed, then mean ± std)."""
+    columns = metric_columns(metrics)
+    rows = []
+    for method in points.methods:
+        cells = {m: _stat_cell(points.seed_auc(method, s, m) * metric_spec(m).scale for s in points.seeds)
+                 for m in metrics}
+        rows.append(StatRow(method, cells, len({s for (mm, _, s) in points.values if mm == method})))
+    return StatTable(id=id, title=title, caption=caption, columns=columns, rows=tuple(rows),
+                     row_header="Method", notes=tuple(notes))
+
+
+def robust_absent_table(points: RobustPoints, *, id: str, title: str, caption: str,
+                        metrics: Sequence[str] = FIELD_ROBUST_METRICS, notes: Sequence[str] = ()) -> StatTable | None:
+    """Whole-modality drop: rows = (method, test data: complete / A / V / A+V absent). None if absent."""
+    if not points.absent:
+        return None
+    columns = metric_columns(metrics)
+    seeds = sorted({k[2] for k in points.absent})
+    rows = []
+    for method in points.methods:
+        for mods, label in ABSENT_LABELS.items():
+            got = [points.absent.get((method, mods, s)) for s in seeds]
+            got = [g for g in got if g]
+            if not got:
+                continue
+            cells = {m: _stat_cell(g.get(m, math.nan) * metric_spec(m).scale for g in got) for m in metrics}
+            rows.append(StatRow(method, cells, len(got), extra={"Test data": label}))
+    return StatTable(id=id, title=title, caption=caption, columns=columns, rows=tuple(rows),
+                     row_header="Method", extra_headers=("Test data",), notes=tuple(notes))

@@ -4,7 +4,8 @@ Why a module of its own: a trial cannot close its own MLflow run (ASHA stops it 
 ``SystemExit`` inside ``tune.report``), so every final status is set here, in the driver —
 `StatusCallback` as trials end, `_reconcile` after a *complete* ``fit``, `_kill_stage` /
 `_kill_keys` for leftovers (KILLED). `StateBackupCallback` snapshots Tune's state files after
-each step (see `sweeps.resume_state`). Bookkeeping errors are logged, never raised.
+each step (see `sweeps.resume_state`); `ConsoleCallback` prints the trial-event lines of
+`sweeps.console`. Bookkeeping errors are logged, never raised.
 
 Tune pickles both callbacks into ``tuner.pkl``; `sweeps.tune_runner` re-exports them under
 their old path so that sweeps interrupted before the split still restore.
@@ -22,6 +23,7 @@ from sweeps import objective as obj
 from sweeps.config import TrackingTarget
 from sweeps.resume_state import StateBackup
 from sweeps.tracking import TERMINAL_STATUSES, Tracker, flatten_params
+from sweeps.trainable import TIMEOUT_TAG
 
 log = logging.getLogger("sweeps")
 
@@ -72,6 +74,40 @@ class StatusCallback(tune.Callback):
             log.warning("could not set the MLflow status of trial %s: %s", trial.trial_id, exc)
 
 
+class ConsoleCallback(tune.Callback):
+    """The console's trial-event lines (`sweeps.console.TrialConsole`), printed as Tune reports them.
+
+    Driver-side, like the other callbacks; a formatting error is logged, never raised.
+    """
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+
+    def _call(self, name: str, *args: Any) -> None:
+        try:
+            getattr(self.console, name)(*args)
+        except Exception as exc:  # noqa: BLE001 - the console must not end the sweep
+            log.warning("console line %s failed: %s", name, exc)
+
+    def setup(self, **info: Any) -> None:
+        self._call("stage_started")
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._call("trial_started", trial)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        self._call("trial_result", trial, result)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._call("trial_completed", trial)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._call("trial_recovered", trial, _error_text(trial))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._call("trial_failed", trial, _error_text(trial))
+
+
 class StateBackupCallback(tune.Callback):
     """Snapshots the experiment's state files after Tune steps (see `sweeps.resume_state`).
 
@@ -111,7 +147,8 @@ def _reconcile(tracker: Tracker, target: TrackingTarget, grid: Any, max_epochs: 
             continue
         if res.error is not None:
             tracker.finish(run.info.run_id, "FAILED",
-                           tags={"error": str(res.error)[-4000:], "stopped_early": "false"})
+                           tags={"error": _with_timeout_reason(run, str(res.error)[-4000:]),
+                                 "stopped_early": "false"})
         else:
             reason = obj.stop_reason(res.metrics or {}, max_epochs)
             tracker.finish(run.info.run_id, "FINISHED", tags={
@@ -136,11 +173,19 @@ def _finish_trial(tracker: Tracker, target: TrackingTarget, trial: Any, *, error
     else:
         run_id = run.info.run_id
     if error is not None:
+        error = _with_timeout_reason(run, error)
         tracker.finish(run_id, "FAILED", tags={"error": error, "stopped_early": "false"})
         return
     reason = obj.stop_reason(trial.last_result, max_epochs)
     tracker.finish(run_id, "FINISHED", tags={"stop_reason": reason,
                                              "stopped_early": str(reason != "max_epochs").lower()})
+
+
+def _with_timeout_reason(run: Any, error: str) -> str:
+    """A worker the trial-timeout watchdog ended dies like any other: say first why it died."""
+    reason = run.data.tags.get(TIMEOUT_TAG) if run is not None else None
+    died = any(s in error for s in ("ActorDiedError", "RayActorError", "actor died", "ActorUnavailable"))
+    return f"{reason}\n{error}" if reason and died else error
 
 
 def _kill_keys(tracker: Tracker, target: TrackingTarget, keys: set[str], reason: str) -> None:

@@ -102,7 +102,14 @@ def build_parser(default_method: str = _D.method, *, prog: str | None = None,
     r.add_argument("--max-concurrent", type=int, help="concurrent trials (default: 0 = as resources allow)")
     r.add_argument("--max-failures", type=int,
                    help=f"retries of a failed trial from its last checkpoint (default: {_D.max_failures})")
-    r.add_argument("--verbose", type=int, choices=(0, 1, 2, 3), help="Ray Tune console output (default: 1)")
+    r.add_argument("--verbose", type=int, choices=(0, 1, 2, 3),
+                   help="console output: 0 the summary only; 1 a line per trial event (started, new "
+                        "best, stopped by ASHA / patience, finished, failed) and a header per stage; "
+                        "2 and 3 also every epoch and Ray Tune's own trial tables (default: 1)")
+    r.add_argument("--trial-timeout", type=float, metavar="SECONDS",
+                   help="stop a trial attempt that runs longer than this (a hang); it is retried "
+                        "from its checkpoint within --max-failures, then FAILED with the reason "
+                        "(default: 0 = no limit)")
     r.add_argument("--inject-fault", help=argparse.SUPPRESS)  # tests: see sweeps.faults.FaultSpec
     return p
 
@@ -131,13 +138,24 @@ def main(argv: Sequence[str] | None = None, *, default_method: str = _D.method,
         cfg = config_from_args(args)
     except ValueError as exc:
         return _cannot_start(exc)
+    # the tracking store answers (seconds, stdlib only) before Ray starts
+    from sweeps.preflight import PreflightError, check_tracking
+
+    try:
+        check_tracking(cfg.resolved_tracking_uri())
+    except PreflightError as exc:
+        return _cannot_start(exc)
+    if cfg.trial_timeout:  # read by sweeps.trainable._wrap in this driver (see its docstring)
+        os.environ["MMSA_TRIAL_TIMEOUT"] = f"{cfg.trial_timeout:g}"
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ and not args.storage_path:
         logging.getLogger("sweeps").warning(
             "running under `ray job submit` without --storage-path: results go to the job's "
             "temporary working dir (%s); pass shared storage", cfg.sweep_dir)
     from sweeps.cluster import SweepValidationError
-    from sweeps.console import print_result
+    from sweeps.console import print_result, quiet_console
+
+    quiet_console(cfg.verbose)
     from sweeps.search import run_sweep
     from sweeps.state import SweepStateError
 

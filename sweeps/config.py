@@ -43,6 +43,8 @@ SMOKE_RUN_OVERRIDES: dict[str, Any] = dict(
 _RUNTIME_FIELDS = frozenset({
     "name", "storage_path", "tracking_uri", "address", "num_cpus", "max_concurrent",
     "cpus_per_trial", "gpus_per_trial", "max_failures", "inject_fault", "verbose",
+    # a time guard like max_failures: a resume on slower hardware may need a longer one
+    "trial_timeout",
 })
 
 
@@ -100,6 +102,7 @@ class SweepConfig:
     gpus_per_trial: float = 0.0  # fractions share a GPU; each trial's CUDA memory is capped to it
     max_failures: int = 2  # retries per trial, each from its last checkpoint
     inject_fault: str = ""  # testing only: see sweeps.tune_runner.FaultSpec
+    trial_timeout: float = 0.0  # seconds one trial attempt may run (a hang is stopped); 0 = no limit
     verbose: int = 1  # Ray Tune console verbosity (0-3)
 
     def __post_init__(self) -> None:
@@ -144,7 +147,10 @@ class SweepConfig:
 
     def describe(self) -> dict[str, Any]:
         """JSON-able dict of every field (for sweep.json and the MLflow parent run)."""
+        from sweeps.preflight import redact_uri  # pure standard library
+
         out = dataclasses.asdict(self)
+        out["tracking_uri"] = redact_uri(self.tracking_uri)  # never record a password
         out["overrides"] = dict(self.overrides)
         out["final_seeds"] = list(self.final_seeds)
         return out
@@ -167,7 +173,7 @@ class SweepConfig:
         old flat RunConfig), so that a sweep started then resumes now; None when the sweep uses a
         field that did not exist then (it cannot have been started before)."""
         described = self.describe()
-        new_fields = {k for k in described if k not in _V1_SWEEP_FIELDS}
+        new_fields = {k for k in described if k not in _V1_SWEEP_FIELDS and k not in _RUNTIME_FIELDS}
         defaults = SweepConfig().describe()
         if any(described[k] != defaults[k] for k in new_fields):
             return None
@@ -250,6 +256,8 @@ def _problems(c: SweepConfig) -> list[str]:
     p.extend(gpu_fraction_problems(c.gpus_per_trial))
     if c.max_failures < 0:
         p.append(f"max_failures={c.max_failures} must be >= 0")
+    if not (math.isfinite(c.trial_timeout) and c.trial_timeout >= 0):
+        p.append(f"trial_timeout={c.trial_timeout} must be >= 0 seconds (0 = no limit)")
     if c.method in SPACES:
         searched = {q.name for q in SPACES[c.method].params(c.search_lr_dropout)}
         clash = sorted(k for k in c.overrides if canonical_key(c.method, k) in searched)

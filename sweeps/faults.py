@@ -1,13 +1,28 @@
 """Test-only fault injection in trials: ``--inject-fault "trial=*,epoch=2,times=1,marker=DIR[;...]"``.
 
+Kinds (``kind=``, default ``raise``), each at the end of epoch `epoch`:
+
+- ``raise``: `InjectedFault` before the epoch is logged (a Python error; Tune retries the trial);
+- ``hang``: the trial sleeps ``seconds=`` (default 3600) before the epoch is logged (a hang; what
+  ``--trial-timeout`` is for);
+- ``kill``: ``SIGKILL`` of the trial's own worker process before the epoch is logged (a dead
+  worker: OOM killer, lost node);
+- ``enospc``: the epoch's checkpoint write fails half-way with ``OSError(ENOSPC)`` (a full disk),
+  before anything of the epoch is logged or reported.
+
 Why a module of its own: it is a testing device, not part of what a sweep does; keeping it apart
 keeps the trainable readable and lets the tests use it without Ray. Pure standard library.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import signal
+import time
 from dataclasses import dataclass
+
+KINDS = ("raise", "hang", "kill", "enospc")
 
 
 @dataclass(frozen=True)
@@ -23,6 +38,12 @@ class FaultSpec:
     epoch: int
     times: int
     marker: str
+    kind: str = "raise"
+    seconds: float = 3600.0  # kind=hang: how long
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"fault kind {self.kind!r} is not one of {list(KINDS)}")
 
     @classmethod
     def parse(cls, text: str) -> "list[FaultSpec]":
@@ -30,8 +51,28 @@ class FaultSpec:
         for part in (p for p in text.split(";") if p.strip()):
             kv = dict(item.split("=", 1) for item in part.split(",") if item)
             specs.append(cls(trial=kv.get("trial", "*"), epoch=int(kv.get("epoch", 1)),
-                             times=int(kv.get("times", 1)), marker=kv["marker"]))
+                             times=int(kv.get("times", 1)), marker=kv["marker"],
+                             kind=kv.get("kind", "raise"), seconds=float(kv.get("seconds", 3600))))
         return specs
+
+    def inject(self, key: str, epoch: int) -> None:
+        """At an epoch's end, before it is logged: raise / hang / kill if this spec fires."""
+        if self.kind == "enospc" or not self.fires(key, epoch):
+            return
+        if self.kind == "hang":
+            time.sleep(self.seconds)
+        elif self.kind == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        else:
+            raise InjectedFault(f"injected fault in {key} at epoch {epoch}")
+
+    def inject_checkpoint_write(self, key: str, epoch: int, directory: str) -> None:
+        """While the epoch's checkpoint is written into `directory`: a full disk (kind=enospc)."""
+        if self.kind != "enospc" or not self.fires(key, epoch):
+            return
+        with open(os.path.join(directory, "partial.bin"), "wb") as f:
+            f.write(b"\0" * 1024)
+        raise OSError(errno.ENOSPC, f"No space left on device (injected in {key} at epoch {epoch})")
 
     def fires(self, key: str, epoch: int) -> bool:
         if epoch != self.epoch or not (self.trial == "*" or key.endswith(self.trial)):

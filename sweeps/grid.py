@@ -29,9 +29,12 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ray import tune
 
-from sweeps.callbacks import StateBackupCallback, StatusCallback, _kill_keys, _reconcile
+from sweeps.callbacks import (ConsoleCallback, StateBackupCallback, StatusCallback, _kill_keys,
+                              _reconcile)
 from sweeps.cluster import DatasetRef, share_dataset
 from sweeps.config import GridRun, GridRunResult, TrackingTarget, TrialResources
+from sweeps.console import TrialConsole, ray_verbosity, resources_text
+from sweeps.objective import mode_for
 from sweeps.resume_state import repair
 from sweeps.state import SweepStateError, ensure_dir, read_json, write_json
 from sweeps.tracking import TERMINAL_STATUSES, Tracker
@@ -86,14 +89,17 @@ def run_grid(runs: Sequence[GridRun], *, data: "MSADataset | DatasetRef", target
              storage_path: str, name: str, resources: TrialResources = TrialResources(),
              max_concurrent: int = 0, max_failures: int = 2,
              post_train: Callable[..., Mapping[str, float]] | None = None,
-             fault: str = "", verbose: int = 1) -> list[GridRunResult]:
+             fault: str = "", verbose: int = 1, trial_timeout: float = 0.0,
+             label: str = "") -> list[GridRunResult]:
     """Run explicit configurations as one Ray Tune grid; resumable; one MLflow child per run.
 
     Needs a connected Ray (`connect`). Returns one `GridRunResult` per run, in input order.
     A run whose child (same key under the same parent) already FINISHED is not run again
     (status SKIPPED, metrics read back from MLflow). The Tune experiment lives in
     ``<storage_path>/<name>``; re-running with the same runs restores it, a changed list of runs
-    raises `SweepStateError`.
+    raises `SweepStateError`. ``label`` names the stage on the console (default: `name`).
+    ``trial_timeout`` > 0 stops a run's attempt that takes longer
+    (seconds; see `sweeps.trainable`).
     """
     keys = [r.key for r in runs]
     if len(set(keys)) != len(keys):
@@ -120,7 +126,7 @@ def run_grid(runs: Sequence[GridRun], *, data: "MSADataset | DatasetRef", target
     if todo:
         shared = share_dataset(data)
         context = _TrialContext(target=target, resources=resources, default_stage="grid",
-                                fault=fault, post_train=post_train)
+                                fault=fault, post_train=post_train, trial_timeout=trial_timeout)
         trainable = _wrap(shared, context, resources)
         path = os.path.join(os.path.abspath(storage_path), name)
         max_epochs = max(r.config.max_epochs for r in runs)
@@ -134,7 +140,14 @@ def run_grid(runs: Sequence[GridRun], *, data: "MSADataset | DatasetRef", target
                                             trial_dirname_creator=_trial_dirname),
                 run_config=_tune_run_config(name=name, storage_path=storage_path, target=target,
                                             max_epochs=max_epochs, max_failures=max_failures,
-                                            verbose=verbose))
+                                            verbose=verbose, console=TrialConsole(
+                                                stage=label or name, total=len(todo),
+                                                resources=resources_text(resources.cpu, resources.gpu),
+                                                metric=runs[0].config.select_metric,
+                                                mode=mode_for(runs[0].config.select_metric),
+                                                max_epochs=max_epochs, verbose=verbose,
+                                                note=(f"{len(done)} already finished"
+                                                      if done else ""))))
         grid = tuner.fit()
         _require_complete(grid, len(todo), f"grid {name!r}")
         _prune_superseded_checkpoints(grid)
@@ -179,12 +192,17 @@ def _result_from_tune(key: str, res: Any, tracker: Tracker, target: TrackingTarg
         error=str(res.error)[-2000:] if res.error else None)
 
 
-def _restore_or_none(path: str, trainable: Any) -> Any:
-    """``Tuner.restore`` of `path` after repairing truncated state files; None if nothing to restore."""
+def _restore_or_none(path: str, trainable: Any, *, resume_errored: bool = True) -> Any:
+    """``Tuner.restore`` of `path` after repairing truncated state files; None if nothing to restore.
+
+    A grid re-runs its errored runs (``resume_errored``: an explicit list of runs must all finish);
+    the search stage does not — Optuna has recorded an errored trial as FAIL, and a re-run that then
+    finished would leave MLflow and the study disagreeing.
+    """
     repair(path)
     if not tune.Tuner.can_restore(path):
         return None
-    return tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
+    return tune.Tuner.restore(path, trainable=trainable, resume_errored=resume_errored)
 
 
 def _trial_dirname(trial: Any) -> str:
@@ -192,16 +210,20 @@ def _trial_dirname(trial: Any) -> str:
 
 
 def _tune_run_config(*, name: str, storage_path: str, target: TrackingTarget, max_epochs: int,
-                     max_failures: int, verbose: int) -> Any:
+                     max_failures: int, verbose: int, console: TrialConsole | None = None) -> Any:
+    # Console: our `TrialConsole` lines from --verbose 1 on; Ray Tune's own reporter (trial
+    # tables, configuration boxes, TensorBoard hint) only from 2 on (`ray_verbosity`).
     # num_to_keep forces an experiment snapshot at every checkpoint - wanted here (the searcher
     # state is saved often, so a killed driver loses little) - and Tune warns about it each time.
     # 2, not 1: Tune deletes the evicted checkpoint when it registers a new one, *before* the
     # snapshot naming the new one is uploaded; a driver killed in between left a state that
     # pointed at a deleted checkpoint with num_to_keep=1 ("does not exist on storage anymore").
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    callbacks = [StatusCallback(target, max_epochs=max_epochs),
+                 StateBackupCallback(os.path.join(storage_path, name))]
+    if console is not None and verbose >= 1:
+        callbacks.append(ConsoleCallback(console))
     return tune.RunConfig(
-        name=name, storage_path=os.path.abspath(storage_path), verbose=verbose,
+        name=name, storage_path=os.path.abspath(storage_path), verbose=ray_verbosity(verbose),
         failure_config=tune.FailureConfig(max_failures=max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        callbacks=[StatusCallback(target, max_epochs=max_epochs),
-                   StateBackupCallback(os.path.join(storage_path, name))])
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2), callbacks=callbacks)

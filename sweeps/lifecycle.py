@@ -8,7 +8,10 @@ same life around their trials, and it has rules that must not drift apart betwee
    reachable with a node that can hold one trial (`connect_checked`, `SweepValidationError`);
 2. `parent_run`: the parent run is opened — or found again by ``kind`` + ``sweep_name`` and set
    RUNNING, on a resume — with the caller's tags plus ``code_version``; whatever the body does,
-   the parent ends FINISHED / KILLED / FAILED and no child of it is left RUNNING.
+   the parent ends FINISHED / KILLED / FAILED and no child of it is left RUNNING. Given the
+   loaded data, the parent records it as its dataset input and every child gets its digest
+   (``dataset_digest`` in `ParentRun.target`'s tags; the trials log the same input without
+   hashing the file again); ``description`` is the parent's ``mlflow.note.content``.
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from sweeps.cluster import REPO_ROOT, check_resources, connect
 from sweeps.config import TrackingTarget, TrialResources
 from sweeps.state import code_version, ensure_dir
-from sweeps.tracking import TERMINAL_STATUSES
+from sweeps.tracking import DATASET_DIGEST_TAG, TERMINAL_STATUSES, dataset_record
 
 if TYPE_CHECKING:
     from sweeps.tracking import Tracker
@@ -57,23 +60,35 @@ class ParentRun:
     name: str
     kind: str
     status: str = "FINISHED"
+    dataset_digest: str = ""
 
     def target(self, **tags: str) -> TrackingTarget:
         """Where the children go: this parent, with ``sweep_name`` and `tags` on every child."""
+        extra = {DATASET_DIGEST_TAG: self.dataset_digest} if self.dataset_digest else {}
         return TrackingTarget(tracking_uri=self.tracker.tracking_uri, experiment_id=self.experiment_id,
-                              parent_run_id=self.run_id, tags={"sweep_name": self.name, **tags})
+                              parent_run_id=self.run_id,
+                              tags={"sweep_name": self.name, **extra, **tags})
+
+    def describe(self, text: str) -> None:
+        """Set the parent's description (``mlflow.note.content``); never raises."""
+        with contextlib.suppress(Exception):
+            self.tracker.describe(self.run_id, text)
 
 
 @contextlib.contextmanager
 def parent_run(tracker: "Tracker", experiment_id: str, *, name: str, kind: str,
-               tags: Mapping[str, str]) -> Iterator[ParentRun]:
+               tags: Mapping[str, str], dataset: Any = None,
+               description: str = "") -> Iterator[ParentRun]:
     """Open (or reopen) the parent run of sweep / study `name`, and always end it.
 
     ``kind`` is ``sweep`` or ``ablation``. The parent's final status is `ParentRun.status` when
     the body returns (FINISHED by default), KILLED on a KeyboardInterrupt (`SweepInterrupted`
     included: Ctrl-C, state saved, re-run to resume), FAILED on any other exception, with
     ``<type>: <message>`` in the ``error`` tag (an ``error`` left by an earlier attempt is removed
-    when the parent is reopened). Then every child still open is KILLED with
+    when the parent is reopened). `dataset` (the loaded `MSADataset`) becomes the parent's MLflow
+    dataset input, its digest `ParentRun.dataset_digest` (on every child through `target`);
+    `description` is the parent's ``mlflow.note.content`` (`ParentRun.describe` updates it).
+    Then every child still open is KILLED with
     ``killed_reason = "<kind> ended (<status>)"``. Neither clean-up step raises: the caller sees
     the body's own exception.
     """
@@ -84,6 +99,12 @@ def parent_run(tracker: "Tracker", experiment_id: str, *, name: str, kind: str,
     try:
         if ERROR_TAG in tracker.client.get_run(run_id).data.tags:  # a resume of a failed attempt
             tracker.client.delete_tag(run_id, ERROR_TAG)
+        if dataset is not None:
+            record = dataset_record(dataset)
+            tracker.log_dataset(run_id, record, context=kind)
+            run.dataset_digest = record["digest"]
+        if description:
+            tracker.describe(run_id, description)
         yield run
         if run.status not in TERMINAL_STATUSES:
             raise ValueError(f"parent run status {run.status!r} is not one of {sorted(TERMINAL_STATUSES)}")

@@ -39,6 +39,7 @@ from sweeps import objective as obj
 from sweeps.callbacks import _kill_stage, _reconcile
 from sweeps.cluster import DatasetRef, prepare_data, share_dataset
 from sweeps.config import GridRun, GridRunResult, SweepConfig, TrackingTarget, TrialResources, data_name
+from sweeps.console import TrialConsole, resources_text
 from sweeps.grid import (_prune_superseded_checkpoints, _require_complete, _restore_or_none,
                          _trial_dirname, _tune_run_config, run_grid)
 from sweeps.lifecycle import connect_checked, parent_run, prepare_storage
@@ -112,7 +113,13 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
                    "study_name": state.study_name,
                    "objective": f"best/valid/{base.select_metric} ({mode})",
                    "smoke": str(cfg.smoke).lower(), "sweep_dir": cfg.sweep_dir}
-    with parent_run(tracker, experiment_id, name=cfg.name, kind="sweep", tags=parent_tags) as parent:
+    sizes = "/".join(str(n) for n in data.sizes.values())
+    note = (f"{cfg.method} sweep on {data.name} (train/valid/test {sizes}): {cfg.num_samples} trials, "
+            f"Optuna {cfg.sampler.upper()} + ASHA, up to {base.max_epochs} epochs, objective "
+            f"best/valid/{base.select_metric} ({mode}); best configuration retrained on seeds "
+            f"{','.join(map(str, cfg.final_seeds))}.")
+    with parent_run(tracker, experiment_id, name=cfg.name, kind="sweep", tags=parent_tags,
+                    dataset=data, description=note) as parent:
         parent_run_id = parent.run_id
         state.parent_run_id = parent_run_id
         state.save()
@@ -144,6 +151,8 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
             tracker.log_json(parent_run_id, best, BEST_CONFIG_FILE)
             tracker.set_tags(parent_run_id, {"best_trial_id": best["trial_id"],
                                              "best_objective": f"{best['objective']:.6g}"})
+            parent.describe(note + f" Best search trial {best['trial_id']}: objective "
+                                   f"{best['objective']:.4f}.")
             state.mark_done("search")
 
         # 4. final stage: the best configuration on every final seed, no scheduler
@@ -155,8 +164,15 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
                         name=f"{cfg.name}-final-seed{s}") for s in cfg.final_seeds]
         final = run_grid(runs, data=shared, target=target, storage_path=cfg.sweep_dir, name="final",
                          resources=resources, max_concurrent=cfg.max_concurrent,
-                         max_failures=cfg.max_failures, fault=cfg.inject_fault, verbose=cfg.verbose)
+                         max_failures=cfg.max_failures, fault=cfg.inject_fault, verbose=cfg.verbose,
+                         trial_timeout=cfg.trial_timeout)
         state.mark_done("final")
+        done = [r for r in final if r.status in ("FINISHED", "SKIPPED") and r.best_test]
+        test = {k: [r.best_test[k] for r in done if k in r.best_test] for k in ("mae", "corr", "acc2_non0")}
+        parent.describe(note + f" Best search trial {best['trial_id']}: objective "
+                        f"{best['objective']:.4f}. Final test ({len(done)} seeds): " + ", ".join(
+                            f"{k} {statistics.fmean(v):.4f} ± {statistics.stdev(v) if len(v) > 1 else 0.0:.4f}"
+                            for k, v in test.items() if v) + ".")
         result = SweepResult(name=cfg.name, sweep_dir=cfg.sweep_dir, tracking_uri=uri,
                              experiment_id=experiment_id, parent_run_id=parent_run_id,
                              study_name=state.study_name, best_config=best["config"],
@@ -176,11 +192,11 @@ def _search(cfg: SweepConfig, *, base: "RunConfig", mode: str, shared: DatasetRe
 
     space = SPACES[cfg.method]
     context = _TrialContext(target=target, resources=resources, default_stage="search",
-                            fault=cfg.inject_fault)
+                            fault=cfg.inject_fault, trial_timeout=cfg.trial_timeout)
     trainable = _wrap(shared, context, resources)
     path = os.path.join(cfg.sweep_dir, "search")
     repair_journal(journal)
-    tuner = _restore_or_none(path, trainable)
+    tuner = _restore_or_none(path, trainable, resume_errored=False)
     if tuner is not None:
         log.info("resuming the search stage from %s", path)
     else:
@@ -196,7 +212,14 @@ def _search(cfg: SweepConfig, *, base: "RunConfig", mode: str, shared: DatasetRe
                                         reuse_actors=True, trial_dirname_creator=_trial_dirname),
             run_config=_tune_run_config(name="search", storage_path=cfg.sweep_dir, target=target,
                                         max_epochs=base.max_epochs, max_failures=cfg.max_failures,
-                                        verbose=cfg.verbose))
+                                        verbose=cfg.verbose, console=TrialConsole(
+                                            stage="search", total=cfg.num_samples,
+                                            resources=resources_text(resources.cpu, resources.gpu),
+                                            metric=base.select_metric, mode=mode,
+                                            max_epochs=base.max_epochs, verbose=cfg.verbose,
+                                            searched=[p.name for p in space.params(cfg.search_lr_dropout)],
+                                            note=f"Optuna {cfg.sampler.upper()} + ASHA (grace "
+                                                 f"{grace}, reduction {cfg.asha_reduction_factor})")))
     grid = tuner.fit()
     _require_complete(grid, cfg.num_samples, f"the search stage of {cfg.name!r}")
     _prune_superseded_checkpoints(grid)

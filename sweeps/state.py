@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sweeps.preflight import redact_uri
+
 STATE_FILE = "sweep.json"
 JOURNAL_FILE = "optuna_journal.log"
 BEST_CONFIG_FILE = "best_config.json"
@@ -96,14 +98,14 @@ def open_sweep_state(sweep_dir: str, *, name: str, config_hash: str, tracking_ur
                 f"sweep {name!r} in {sweep_dir} was started with a different configuration "
                 f"(hash {state.config_hash}, now {config_hash}): re-run it with the arguments it was "
                 f"started with to resume it, or start a new sweep with a new --name")
-        if state.tracking_uri != tracking_uri:
+        if state.tracking_uri != redact_uri(tracking_uri):
             raise SweepStateError(
                 f"sweep {name!r} in {sweep_dir} logs to MLflow at {state.tracking_uri!r}, not "
-                f"{tracking_uri!r}: resume it with --tracking-uri {state.tracking_uri}, or start a "
+                f"{redact_uri(tracking_uri)!r}: resume it with --tracking-uri {state.tracking_uri}, or start a "
                 f"new sweep with a new --name")
         return state
     state = SweepState(name=name, study_name=f"{name}-{uuid.uuid4().hex[:8]}",
-                       config_hash=config_hash, tracking_uri=tracking_uri,
+                       config_hash=config_hash, tracking_uri=redact_uri(tracking_uri),  # no password on disk
                        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                        path=sweep_dir)
     state.save()

@@ -2,7 +2,11 @@
 
 It writes the MLflow contract of docs/ARCHITECTURE.md:
 
-- one experiment per dataset, ``mmsa-<dataset name>`` (`Tracker.experiment`);
+- one experiment per dataset, ``mmsa-<dataset name>`` (`Tracker.experiment`), tagged a
+  model-training experiment (``mlflow.experimentKind``, `EXPERIMENT_KIND`) so that MLflow 3's UI
+  treats it as one (see `ui_url`: MLflow >= 3.5 also needs ``?workflowType=machine_learning``);
+- the data every run used as an MLflow dataset input (`dataset_record`, `Tracker.log_dataset`):
+  name, digest (computed once, in the driver), source, split sizes;
 - one parent run per sweep / study, found again by its tags ``kind`` + ``sweep_name`` on a resume
   (`Tracker.parent_run`);
 - one child per trial (`Tracker.child_run`), tagged ``mlflow.parentRunId`` and ``run_key``;
@@ -21,6 +25,7 @@ so they pickle (Ray ships the driver callback and the trial context).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -28,7 +33,7 @@ import time
 from typing import Any, Iterable, Mapping
 
 import mlflow
-from mlflow.entities import Metric, Param, Run, RunTag, ViewType
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, Run, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
@@ -37,6 +42,58 @@ TERMINAL_STATUSES = frozenset({"FINISHED", "FAILED", "KILLED"})
 _SAFE = re.compile(r"^[A-Za-z0-9_.:=+@-]+$")
 _MAX_TAG = 5000  # MLflow's tag value limit is 8000; keep error texts well inside it
 _MAX_PARAM = 6000
+# MLflow 3's UI opens a "model training" experiment on its runs table (a GenAI one on traces).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+NOTE_TAG = "mlflow.note.content"  # the run's description in the UI
+DATASET_DIGEST_TAG = "dataset_digest"  # on every child (TrackingTarget.tags): its dataset input's digest
+DATASET_CONTEXT_TAG = "mlflow.data.context"
+
+
+def ui_command(tracking_uri: str) -> str:
+    """The command that opens the MLflow UI on `tracking_uri` (a server is opened directly)."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"open {tracking_uri}"
+    return f"mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1"
+
+
+def ui_url(base: str, experiment_id: str) -> str:
+    """The experiment's runs table in the UI at `base` (MLflow 3.x opens GenAI pages otherwise)."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def _file_digest(path: str) -> str:
+    h = hashlib.sha256()
+    paths = [path] if os.path.isfile(path) else sorted(
+        os.path.join(d, f) for d, _, files in os.walk(path) for f in files)
+    for p in paths:
+        h.update(os.path.relpath(p, path).encode() if p != path else b"")
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def dataset_record(data: Any) -> dict[str, Any]:
+    """What identifies a loaded `MSADataset` as an MLflow dataset: name, digest, source, sizes.
+
+    The digest is the file's (or directory's) SHA-256 for real data, and for synthetic data that
+    of the generator's settings (name, split sizes, sequence shapes; the data seed is fixed).
+    It reads the whole file once: call it in the driver and pass the digest on
+    (`DATASET_DIGEST_TAG` in `TrackingTarget.tags`), never per trial.
+    """
+    sizes = {k: int(v) for k, v in data.sizes.items()}
+    source = str(data.source)
+    if not data.is_synthetic and os.path.exists(os.path.expanduser(source)):
+        source = os.path.abspath(os.path.expanduser(source))
+        digest, source_type = _file_digest(source), "local"
+    else:
+        settings = {"name": data.name, "source": source, "sizes": sizes, "text_len": data.text_len,
+                    "audio_dim": data.audio_dim, "vision_dim": data.vision_dim}
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        source_type = "synthetic"
+    return {"name": data.name, "digest": digest, "source": source, "source_type": source_type,
+            "sizes": sizes}
 
 
 def experiment_name(dataset: str) -> str:
@@ -88,18 +145,20 @@ class Tracker:
         """Id of ``mmsa-<dataset>``, created on first use (artifacts beside a SQLite store)."""
         name = experiment_name(dataset)
         exp = self.client.get_experiment_by_name(name)
-        if exp is not None:
-            if exp.lifecycle_stage == "deleted":
-                self.client.restore_experiment(exp.experiment_id)
-            return exp.experiment_id
-        try:
-            return self.client.create_experiment(name, artifact_location=self._artifact_root(name),
-                                                 tags={"dataset": dataset})
-        except MlflowException:  # created meanwhile by another driver
-            exp = self.client.get_experiment_by_name(name)
-            if exp is None:
-                raise
-            return exp.experiment_id
+        if exp is None:
+            try:
+                return self.client.create_experiment(
+                    name, artifact_location=self._artifact_root(name),
+                    tags={"dataset": dataset, EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+            except MlflowException:  # created meanwhile by another driver
+                exp = self.client.get_experiment_by_name(name)
+                if exp is None:
+                    raise
+        if exp.lifecycle_stage == "deleted":
+            self.client.restore_experiment(exp.experiment_id)
+        if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # made before the tag, or by hand
+            self.client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        return exp.experiment_id
 
     def _artifact_root(self, name: str) -> str | None:
         """For a SQLite store: ``<db dir>/mlartifacts/<experiment>`` (never the cwd's ./mlruns).
@@ -186,6 +245,46 @@ class Tracker:
         if tags:
             self.client.log_batch(run_id, tags=[RunTag(k, str(v)[:_MAX_TAG]) for k, v in tags.items()],
                                   synchronous=True)
+
+    def describe(self, run_id: str, text: str) -> None:
+        """The run's description (``mlflow.note.content``, shown on the run's page)."""
+        self.set_tags(run_id, {NOTE_TAG: text})
+
+    def log_dataset(self, run_id: str, record: Mapping[str, Any], *, context: str) -> None:
+        """Record `record` (`dataset_record`) as the run's dataset input; idempotent.
+
+        MLflow keeps one dataset per (experiment, name, digest) and one input edge per run, so a
+        resumed run logging it again adds nothing.
+        """
+        sizes = dict(record.get("sizes") or {})
+        profile = json.dumps({"num_rows": sum(sizes.values()), "splits": sizes})
+        schema = json.dumps({"splits": sorted(sizes)})
+        ds = Dataset(name=str(record["name"]), digest=str(record["digest"]),
+                     source_type=str(record.get("source_type", "local")),
+                     source=json.dumps({"uri": str(record.get("source", ""))}),
+                     schema=schema, profile=profile)
+        self.client.log_inputs(run_id, datasets=[
+            DatasetInput(ds, tags=[InputTag(DATASET_CONTEXT_TAG, context)])])
+
+    def log_trial_dataset(self, run_id: str, data: Any, tags: Mapping[str, str], *,
+                          context: str) -> None:
+        """Inside a trial: the dataset input from the loaded data and the digest in `tags`.
+
+        Does nothing without ``tags[DATASET_DIGEST_TAG]`` (the driver computes it; a trial never
+        hashes the data file).
+        """
+        digest = tags.get(DATASET_DIGEST_TAG)
+        if not digest:
+            return
+        source = str(data.source)
+        if not data.is_synthetic and os.path.exists(os.path.expanduser(source)):
+            source, source_type = os.path.abspath(os.path.expanduser(source)), "local"
+        else:
+            source_type = "synthetic"
+        self.log_dataset(run_id, {"name": data.name, "digest": digest, "source": source,
+                                  "source_type": source_type,
+                                  "sizes": {k: int(v) for k, v in data.sizes.items()}},
+                         context=context)
 
     def log_json(self, run_id: str, obj: Any, artifact_file: str) -> None:
         self.client.log_dict(run_id, obj, artifact_file)

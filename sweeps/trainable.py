@@ -8,13 +8,28 @@ The trial never closes its own bookkeeping: ASHA stops a trial with ``SystemExit
 ``tune.report``, so final MLflow statuses are set by the driver (`sweeps.callbacks`).
 Tune pickles `_wrap`'s result and registers it under the name ``_trainable``: keep that name, or
 ``Tuner.restore`` of an interrupted sweep refuses the trainable.
+
+Per-trial time limit (``--trial-timeout``, `_TrialContext.trial_timeout`, else
+``$MMSA_TRIAL_TIMEOUT`` read by `_wrap` in the driver): a hanging trial never reports, so no
+Tune stopper or scheduler sees it, and a check in the epoch callback never runs. A watchdog
+thread in the trial's own process (`_Watchdog`) does: when the attempt has run longer than the
+limit it records ``timeout_reason = "trial timeout after N s ..."`` on the trial's MLflow run and
+ends the worker process. Tune sees a dead worker and retries the trial from its last checkpoint
+within ``max_failures`` (a hang is often transient: stuck I/O, a bad node); once the retries are
+used up the driver marks the run FAILED with the timeout first in its ``error`` tag
+(`sweeps.callbacks`). Works the same on a cluster: the limit travels with the pickled context.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
 import os
+import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -24,11 +39,13 @@ from ray import tune
 from sweeps import objective as obj
 from sweeps.cluster import DatasetRef
 from sweeps.config import TrackingTarget, TrialResources
-from sweeps.faults import FaultSpec, InjectedFault
+from sweeps.faults import FaultSpec
 from sweeps.state import read_json, write_json
 from sweeps.tracking import Tracker, flatten_params
 
 _META_FILE = "sweep_meta.json"  # inside every checkpoint: the MLflow run id and the epoch
+TIMEOUT_ENV = "MMSA_TRIAL_TIMEOUT"  # seconds; the driver's fallback for _TrialContext.trial_timeout
+TIMEOUT_TAG = "timeout_reason"  # on the MLflow run of a trial whose attempt the watchdog ended
 
 
 @dataclass(frozen=True)
@@ -38,6 +55,42 @@ class _TrialContext:
     default_stage: str = "search"
     fault: str = ""
     post_train: Callable[..., Mapping[str, float]] | None = None
+    trial_timeout: float = 0.0  # seconds one attempt may run; 0 = no limit (see the module doc)
+
+
+class _Watchdog:
+    """Ends this worker process when a trial attempt runs past its time limit (a hang).
+
+    `run_id` / `epoch` are updated by the trial as it goes; on expiry the reason is tagged on the
+    MLflow run (at most 15 s spent on that), then the process exits: Tune retries the trial.
+    """
+
+    def __init__(self, seconds: float, tracking_uri: str, key: str) -> None:
+        self.seconds, self.tracking_uri, self.key = seconds, tracking_uri, key
+        self.run_id: str | None = None
+        self.epoch = 0
+        self._cancelled = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="trial-timeout", daemon=True)
+        self._thread.start()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def _watch(self) -> None:
+        if self._cancelled.wait(self.seconds):
+            return
+        reason = (f"trial timeout after {self.seconds:g} s (--trial-timeout; attempt stopped "
+                  f"after epoch {self.epoch}, at {time.strftime('%Y-%m-%d %H:%M:%S')})")
+        print(f"{self.key}: {reason}; ending the worker process", file=sys.stderr, flush=True)
+        if self.run_id is not None:
+            run_id = self.run_id
+            tagger = threading.Thread(
+                target=lambda: Tracker(self.tracking_uri).set_tags(run_id, {TIMEOUT_TAG: reason}),
+                daemon=True)
+            tagger.start()
+            tagger.join(15)
+        sys.stderr.flush()
+        os._exit(1)
 
 
 def _trainable(config: dict[str, Any], data: DatasetRef | None = None,
@@ -48,16 +101,32 @@ def _trainable(config: dict[str, Any], data: DatasetRef | None = None,
     trial id) or ``{"_run": {"key", "name", "tags", "config"}}`` (grid runs).
     """
     from mmsa_core.config import RunConfig
-    from mmsa_core.trainer import train
 
     assert data is not None and context is not None
     trial_id = tune.get_context().get_trial_id()
     spec = config.get("_run") or {"key": trial_id, "name": "", "tags": {}, "config": config}
     key = spec["key"]
     cfg = RunConfig.from_dict(spec["config"], source=f"trial {trial_id}")
+    if int(os.environ.get("MMSA_SWEEP_VERBOSE", "1")) < 2:  # Ray Train's per-checkpoint chatter
+        logging.getLogger("ray.train").setLevel(logging.WARNING)
     dataset = ray.get(data.ref)
     _cap_gpu_memory(context.resources.gpu)
     faults = FaultSpec.parse(context.fault)
+    target = context.target
+    trial_timeout = getattr(context, "trial_timeout", 0.0)  # contexts pickled before the field
+    watchdog = _Watchdog(trial_timeout, target.tracking_uri, key) if trial_timeout > 0 else None
+    try:
+        _run_trial(cfg, spec, key, trial_id, dataset, context, faults, watchdog)
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+
+
+def _run_trial(cfg: Any, spec: dict[str, Any], key: str, trial_id: str, dataset: Any,
+               context: _TrialContext, faults: list[FaultSpec], watchdog: _Watchdog | None) -> None:
+    """`_trainable`'s body, inside its watchdog: find or open the run, train, log, report."""
+    from mmsa_core.trainer import train
+
     target = context.target
     tracker = Tracker(target.tracking_uri)
     stage = spec["tags"].get("stage", context.default_stage)
@@ -82,24 +151,33 @@ def _trainable(config: dict[str, Any], data: DatasetRef | None = None,
                 params=flatten_params(cfg.to_dict()))
         if resume_dir is not None:
             tracker.set_tags(run_id, {"resumed_from_epoch": meta.get("epoch", "?")})
+        tracker.log_trial_dataset(run_id, dataset, target.tags, context=stage)  # digest from the driver
+        if watchdog is not None:
+            watchdog.run_id, watchdog.epoch = run_id, int(meta.get("epoch", 0) or 0)
 
         last_save: list[Callable[[str], None]] = []
 
         def on_epoch_end(record, save_checkpoint) -> None:
             last_save[:] = [save_checkpoint]
-            if any(f.fires(key, record.epoch) for f in faults):
-                raise InjectedFault(f"injected fault in {key} at epoch {record.epoch}")
+            for fault in faults:
+                fault.inject(key, record.epoch)  # testing only: raise / hang / kill
             metrics = record.as_metrics()
-            tracker.log_metrics(run_id, metrics, step=record.epoch)
-            value = obj.objective_value(record, cfg)  # raises on NaN: never told to Optuna
-            report = {k: v for k, v in metrics.items()}
-            report.update({obj.OBJECTIVE: value, obj.EPOCH: float(record.epoch),
-                           obj.TRAINER_DONE: float(obj.trainer_will_stop(record, cfg))})
             with tempfile.TemporaryDirectory(prefix="mmsa-ckpt-") as d:
+                # The checkpoint first: a write that fails (a full disk) leaves nothing of this
+                # epoch in MLflow, so the retry from the previous checkpoint logs it exactly once.
                 save_checkpoint(d)
                 write_json(os.path.join(d, _META_FILE), {"run_id": run_id, "epoch": record.epoch,
                                                          "key": key})
+                for fault in faults:
+                    fault.inject_checkpoint_write(key, record.epoch, d)  # testing only: ENOSPC
+                tracker.log_metrics(run_id, metrics, step=record.epoch)
+                value = obj.objective_value(record, cfg)  # raises on NaN: never told to Optuna
+                report = {k: v for k, v in metrics.items()}
+                report.update({obj.OBJECTIVE: value, obj.EPOCH: float(record.epoch),
+                               obj.TRAINER_DONE: float(obj.trainer_will_stop(record, cfg))})
                 tune.report(report, checkpoint=tune.Checkpoint.from_directory(d))
+            if watchdog is not None:
+                watchdog.epoch = record.epoch
 
         result = train(cfg, dataset, on_epoch_end=on_epoch_end, resume_from=resume_dir,
                        progress=False)
@@ -128,6 +206,8 @@ def _cap_gpu_memory(gpus: float) -> None:
 
 def _wrap(shared: DatasetRef, context: _TrialContext, resources: TrialResources) -> Any:
     """The same wrapped trainable for a new Tuner and for Tuner.restore."""
+    if not context.trial_timeout and os.environ.get(TIMEOUT_ENV):  # set by the command line
+        context = dataclasses.replace(context, trial_timeout=float(os.environ[TIMEOUT_ENV]))
     fn = tune.with_parameters(_trainable, data=shared, context=context)
     return tune.with_resources(fn, {"cpu": resources.cpu, "gpu": resources.gpu})
 

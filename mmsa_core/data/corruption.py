@@ -14,6 +14,13 @@ is corrupted, and the frames removed at a lower rate are a subset of those remov
 one (k = floor(rate * frames + u), so the expected fraction equals ``rate`` even for 1-frame data).
 `apply_corruption` accepts a `SplitArrays` (NumPy) or a `batching.Batch` (torch) and returns the
 same type; the input is never modified.
+
+- ``kind="tokens"``: the field's protocol instead of this module's own draws — MMSA's masking
+  (`mmsa_core.data.masking.masked_split`: each valid token / frame of the listed modalities dropped
+  with ``keep = U(0,1) > rate``, tokens -> ``unk_token_id``, frames -> 0, mask seeds
+  ``masking.DEFAULT_SEEDS`` = (111, 1111, 11111) for (T, A, V) whatever ``seed`` is, so a curve sits
+  beside the published ones). Evaluation copies of a `SplitArrays` only (a training batch uses
+  `masking_torch.mask_batch`).
 """
 
 from __future__ import annotations
@@ -25,9 +32,11 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-__all__ = ["Corruption", "apply_corruption", "CORRUPTION_KINDS"]
+__all__ = ["Corruption", "apply_corruption", "CORRUPTION_KINDS", "MASKING_KIND", "ALL_KINDS"]
 
-CORRUPTION_KINDS: tuple[str, ...] = ("frames", "stream")
+CORRUPTION_KINDS: tuple[str, ...] = ("frames", "stream")  # this module's own draws
+MASKING_KIND = "tokens"  # the field's masking (mmsa_core.data.masking), see the module docstring
+ALL_KINDS: tuple[str, ...] = (*CORRUPTION_KINDS, MASKING_KIND)
 _MODALITIES = "tav"
 _KIND_CODE = {"frames": 1, "stream": 2}
 _MOD_CODE = {"t": 1, "a": 2, "v": 3}
@@ -36,18 +45,19 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Corruption:
-    """What to corrupt: ``kind`` in {"frames", "stream"}, ``modalities`` a subset of "tav"."""
+    """What to corrupt: ``kind`` in {"frames", "stream", "tokens"}, ``modalities`` a subset of "tav"."""
 
-    kind: Literal["frames", "stream"]
+    kind: Literal["frames", "stream", "tokens"]
     modalities: str
     rate: float
     seed: int = 0
     mask_token_id: int = 103  # [MASK] of the uncased BERT WordPiece vocabulary
+    unk_token_id: int = 100  # [UNK]: what kind="tokens" (MMSA masking) puts in place of a dropped token
 
     def __post_init__(self) -> None:
         problems = []
-        if self.kind not in CORRUPTION_KINDS:
-            problems.append(f"kind={self.kind!r} must be one of {list(CORRUPTION_KINDS)}")
+        if self.kind not in ALL_KINDS:
+            problems.append(f"kind={self.kind!r} must be one of {list(ALL_KINDS)}")
         mods = self.modalities
         if (not isinstance(mods, str) or not mods or any(m not in _MODALITIES for m in mods)
                 or len(set(mods)) != len(mods)):
@@ -61,9 +71,10 @@ class Corruption:
             object.__setattr__(self, "rate", float(self.rate))
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             problems.append(f"seed={self.seed!r} must be a non-negative integer")
-        if isinstance(self.mask_token_id, bool) or not isinstance(self.mask_token_id, (int, np.integer)) \
-                or self.mask_token_id < 0:
-            problems.append(f"mask_token_id={self.mask_token_id!r} must be a non-negative integer")
+        for name in ("mask_token_id", "unk_token_id"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                problems.append(f"{name}={v!r} must be a non-negative integer")
         if problems:
             raise ValueError("invalid Corruption: " + "; ".join(problems))
 
@@ -153,6 +164,15 @@ def apply_corruption(data: T, corruption: Corruption) -> T:
 
     if not isinstance(corruption, Corruption):
         raise TypeError(f"corruption must be a Corruption, got {type(corruption).__name__}")
+    if corruption.kind == MASKING_KIND:
+        if not isinstance(data, SplitArrays):
+            raise TypeError(f"kind={MASKING_KIND!r} makes evaluation copies of a SplitArrays, got "
+                            f"{type(data).__name__}; mask a training batch with "
+                            "mmsa_core.data.masking_torch.mask_batch")
+        from mmsa_core.data.masking import DEFAULT_SEEDS, masked_split
+
+        return masked_split(data, corruption.rate, seeds=DEFAULT_SEEDS, unk_id=int(corruption.unk_token_id),
+                            modalities=corruption.modalities)  # type: ignore[return-value]
     if isinstance(data, SplitArrays):
         arrays = {k: getattr(data, k) for k in _SPLIT_KEYS}
         arrays["index"] = np.arange(len(data))

@@ -6,7 +6,6 @@ import pytest
 
 from ablations.runner import AblationRunError, RunOptions, resolve_sweep_base, validate_only
 from ablations.spec import AblationSpecError, parse_spec
-from mmsa_core.config import RunConfig
 from tests.core.conftest import run_config
 
 

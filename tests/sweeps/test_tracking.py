@@ -107,3 +107,82 @@ def test_reopen_continues_an_existing_run_only(tracker):
     tracker.client.delete_run(rid)
     assert not tracker.reopen(rid, {})
     assert not tracker.reopen("0" * 32, {})
+
+
+def test_experiments_are_model_training_experiments_also_when_reused(tracker):
+    from sweeps.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+
+    exp = tracker.experiment("kinds")
+    assert tracker.client.get_experiment(exp).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+    old = tracker.client.create_experiment("mmsa-made-before-the-tag")  # an older store's experiment
+    tracker.client.set_experiment_tag(old, EXPERIMENT_KIND_TAG, "genai_development")
+    assert tracker.experiment("made-before-the-tag") == old
+    assert tracker.client.get_experiment(old).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+
+
+def _fake_data(source: str, name: str, synthetic: bool, sizes=(8, 4, 4)):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(name=name, source=source, is_synthetic=synthetic, text_len=10, audio_dim=5,
+                           vision_dim=20, sizes=dict(zip(("train", "valid", "test"), sizes)))
+
+
+def test_dataset_record_digests(tmp_path):
+    from sweeps.tracking import dataset_record
+
+    a = dataset_record(_fake_data("synthetic-mosi", "synthetic-mosi", True))
+    assert a == dataset_record(_fake_data("synthetic-mosi", "synthetic-mosi", True))
+    assert a["digest"] != dataset_record(_fake_data("synthetic-mosi", "synthetic-mosi", True, (9, 4, 4)))["digest"]
+    assert a["source_type"] == "synthetic" and a["sizes"] == {"train": 8, "valid": 4, "test": 4}
+    f = tmp_path / "mosi.pkl"
+    f.write_bytes(b"one")
+    b = dataset_record(_fake_data(str(f), "mosi", False))
+    assert (b["source"], b["source_type"]) == (str(f), "local")
+    f.write_bytes(b"two")
+    assert dataset_record(_fake_data(str(f), "mosi", False))["digest"] != b["digest"]
+
+
+def test_dataset_input_is_logged_once_per_run_and_trials_need_the_digest(tracker):
+    import json
+
+    from sweeps.tracking import DATASET_DIGEST_TAG, dataset_record
+
+    exp = tracker.experiment("inputs")
+    data = _fake_data("synthetic-mosi", "synthetic-mosi", True)
+    record = dataset_record(data)
+    parent = tracker.parent_run(exp, name="p", kind="sweep", tags={})
+    tracker.log_dataset(parent, record, context="sweep")
+    child, _ = tracker.child_run(experiment_id=exp, parent_run_id=parent, run_key="k1", run_name="c",
+                                 tags={}, params={})
+    for _ in range(2):  # a resumed trial logs it again: still one input
+        tracker.log_trial_dataset(child, data, {DATASET_DIGEST_TAG: record["digest"]}, context="search")
+    other, _ = tracker.child_run(experiment_id=exp, parent_run_id=parent, run_key="k2", run_name="c2",
+                                 tags={}, params={})
+    tracker.log_trial_dataset(other, data, {}, context="search")  # no digest from the driver: nothing
+    inputs = tracker.client.get_run(child).inputs.dataset_inputs
+    assert len(inputs) == 1
+    ds = inputs[0].dataset
+    assert (ds.name, ds.digest, ds.source_type) == ("synthetic-mosi", record["digest"], "synthetic")
+    assert json.loads(ds.profile)["splits"] == {"train": 8, "valid": 4, "test": 4}
+    assert {t.key: t.value for t in inputs[0].tags}["mlflow.data.context"] == "search"
+    assert tracker.client.get_run(other).inputs.dataset_inputs == []
+    tracker.describe(parent, "hscl sweep")
+    assert tracker.client.get_run(parent).data.tags["mlflow.note.content"] == "hscl sweep"
+
+
+def test_parent_run_records_the_dataset_and_hands_its_digest_to_the_children(tracker):
+    from sweeps.lifecycle import parent_run
+    from sweeps.tracking import DATASET_DIGEST_TAG, dataset_record
+
+    exp = tracker.experiment("lifecycle-inputs")
+    data = _fake_data("synthetic-mosi", "synthetic-mosi", True)
+    with parent_run(tracker, exp, name="p", kind="sweep", tags={}, dataset=data,
+                    description="hscl sweep on synthetic-mosi") as parent:
+        target = parent.target(method="hscl")
+        parent.describe("hscl sweep on synthetic-mosi. Best: 1.0")
+    assert target.tags[DATASET_DIGEST_TAG] == dataset_record(data)["digest"]
+    run = tracker.client.get_run(parent.run_id)
+    assert run.data.tags["mlflow.note.content"] == "hscl sweep on synthetic-mosi. Best: 1.0"
+    (inp,) = run.inputs.dataset_inputs
+    assert inp.dataset.digest == target.tags[DATASET_DIGEST_TAG]
+    assert {t.key: t.value for t in inp.tags}["mlflow.data.context"] == "sweep"
