@@ -10,6 +10,7 @@ that Ray workers, which inherit it, see the same registry as the driver — or w
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import pkgutil
@@ -24,6 +25,7 @@ _extra: dict[str, str] = {}  # name -> module path (register())
 _loaded: dict[str, "Method"] = {}
 
 
+@functools.cache  # the package's folder does not change while a process runs; RunConfig asks on every build
 def _builtin() -> dict[str, str]:
     return {m.name: f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__)
             if m.ispkg and m.name not in _HELPERS}
