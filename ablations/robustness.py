@@ -343,13 +343,13 @@ def run_study(study: Study, opts: Any) -> StudyResult:
     if study.protocol == "evaluate":
         grids.append((None, [GridRun(key=run_key(m, s), config=study.config(m, s), name=f"{study.name}-{run_key(m, s)}",
                                      tags={"stage": STAGE, "protocol": "evaluate"})
-                             for m in study.methods for s in study.seeds]))
+                             for s in study.seeds for m in study.methods]))  # seed-major, as compare.py
     else:
         for r in study.rates:
             grids.append((r, [GridRun(key=run_key(m, s, r), config=study.config(m, s),
                                       name=f"{study.name}-{run_key(m, s, r)}",
                                       tags={"stage": STAGE, "protocol": "retrain", "rate": f"{r:.2f}"})
-                              for m in study.methods for s in study.seeds]))
+                              for s in study.seeds for m in study.methods]))
     all_runs = [run for _, g in grids for run in g]
     _check_earlier_runs(study, all_runs, tracker, experiment_id)
     finished = {k for k, st in _child_status(tracker, experiment_id, study.name).items() if st == "FINISHED"}

@@ -33,6 +33,17 @@ SYNTHETIC_SOURCES: tuple[str, ...] = ("synthetic-mosi", "synthetic-mosei")
 DATASET_PRESETS: tuple[str, ...] = ("mosi", "mosei")
 
 
+# Fields added after sweeps first recorded configuration hashes, each with the value that reproduces
+# the behaviour from before it existed. Hashes leave such a field out at that value, so a sweep
+# started earlier resumes when it sets the old behaviour explicitly, and is refused (a different
+# model) under the new default.
+PRE_FIELD_VALUES: Mapping[str, Any] = {"fusion_ffn_mult": 4}
+
+
+def without_pre_field_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` less the `PRE_FIELD_VALUES` fields that hold their pre-field value (for hashes)."""
+    return {k: v for k, v in values.items() if not (k in PRE_FIELD_VALUES and v == PRE_FIELD_VALUES[k])}
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one training run needs; shared defaults = HSCL paper, MOSI column (spec §6)."""
@@ -52,6 +63,9 @@ class RunConfig:
     vision_heads: int = 5  # MOSI visual width 20 -> 5 heads
     vision_ffn: int = 64
     fusion_heads: int = 12  # text-as-query fusion blocks (paper: 12 heads at 768)
+    # fusion feed-forward width as a multiple of d_t: 1 = the authors' d_t -> d_t (hscl.md §3);
+    # 4 = a standard Transformer layer's 4 x d_t, this project's width before 2026-12 (+7 M params at 768)
+    fusion_ffn_mult: int = 1
     proj_dim: int = 128  # projection heads FC_m
     dropout: float = 0.1
 
@@ -377,7 +391,7 @@ def _problems(cfg: RunConfig) -> list[str]:
     if not 0.0 <= cfg.dropout < 1.0:
         p.append(f"dropout={cfg.dropout} must be in [0, 1)")
     for name in ("max_text_len", "av_layers", "audio_heads", "audio_ffn", "vision_heads",
-                 "vision_ffn", "fusion_heads", "proj_dim", "batch_size", "max_epochs",
+                 "vision_ffn", "fusion_heads", "fusion_ffn_mult", "proj_dim", "batch_size", "max_epochs",
                  "patience", "lr_step_epoch"):
         if getattr(cfg, name) < 1:
             p.append(f"{name}={getattr(cfg, name)} must be >= 1")

@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
-from mmsa_core.config import SYNTHETIC_SOURCES, RunConfig, canonical_key
+from mmsa_core.config import SYNTHETIC_SOURCES, PRE_FIELD_VALUES, RunConfig, canonical_key, without_pre_field_values
 
 SAMPLERS: tuple[str, ...] = ("tpe", "gp")
 PRESETS: tuple[str, ...] = ("auto", "mosi", "mosei")
@@ -162,7 +162,8 @@ class SweepConfig:
         other hardware, but never with a different space, budget or base configuration.
         """
         what = {k: v for k, v in self.describe().items() if k not in _RUNTIME_FIELDS}
-        what["base_run_config"] = self.base_run_config().to_dict()
+        what["overrides"] = without_pre_field_values(what["overrides"])
+        what["base_run_config"] = without_pre_field_values(self.base_run_config().to_dict())
         what["space"] = space
         blob = json.dumps(what, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
@@ -180,8 +181,11 @@ class SweepConfig:
         if self.method not in ("hscl", "l1"):
             return None
         what = {k: v for k, v in described.items() if k in _V1_SWEEP_FIELDS and k not in _RUNTIME_FIELDS}
+        what["overrides"] = without_pre_field_values(what["overrides"])
         base = self.base_run_config()
-        flat = {k: v for k, v in base.to_dict().items() if "." not in k}
+        if any(getattr(base, k) != v for k, v in PRE_FIELD_VALUES.items()):
+            return None  # a field then could only have had its pre-field value
+        flat = without_pre_field_values({k: v for k, v in base.to_dict().items() if "." not in k})
         hscl = base if base.method == "hscl" else RunConfig.paper("hscl", self.dataset_preset)
         for key, value in hscl.to_dict().items():  # the old flat config had HSCL's fields for every method
             if key.startswith("hscl."):

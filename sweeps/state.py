@@ -97,7 +97,9 @@ def open_sweep_state(sweep_dir: str, *, name: str, config_hash: str, tracking_ur
             raise SweepStateError(
                 f"sweep {name!r} in {sweep_dir} was started with a different configuration "
                 f"(hash {state.config_hash}, now {config_hash}): re-run it with the arguments it was "
-                f"started with to resume it, or start a new sweep with a new --name")
+                f"started with to resume it, or start a new sweep with a new --name (a sweep started "
+                f"before the fusion feed-forward width became d_t, 2026-12, also needs "
+                f"--set fusion_ffn_mult=4)")
         if state.tracking_uri != redact_uri(tracking_uri):
             raise SweepStateError(
                 f"sweep {name!r} in {sweep_dir} logs to MLflow at {state.tracking_uri!r}, not "

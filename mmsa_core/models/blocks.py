@@ -87,16 +87,22 @@ class StreamEncoder(nn.Module):
 
 
 class FusionBlock(nn.Module):
-    """Text queries one stream: self-attn -> cross-attn (k = v = E_m, kdim = d_m) -> FFN."""
+    """Text queries one stream: self-attn -> cross-attn (k = v = E_m, kdim = d_m) -> FFN.
 
-    def __init__(self, text_width: int, stream_width: int, heads: int, dropout: float, faithful: bool):
+    The feed-forward is ``ffn_mult * d_t`` wide: 1 (the default) is the authors'
+    ``BimodalFusionLayer`` (fc1, fc2 both d_t x d_t; hscl.md §3), 4 a standard Transformer layer.
+    """
+
+    def __init__(self, text_width: int, stream_width: int, heads: int, dropout: float, faithful: bool,
+                 ffn_mult: int = 1):
         super().__init__()
         self.faithful = faithful
         self.self_attn = nn.MultiheadAttention(text_width, heads, dropout=dropout, batch_first=True)
         self.cross_attn = nn.MultiheadAttention(text_width, heads, dropout=dropout, batch_first=True,
                                                 kdim=stream_width, vdim=stream_width)
-        self.ffn = nn.Sequential(nn.Linear(text_width, 4 * text_width), nn.ReLU(), nn.Dropout(dropout),
-                                 nn.Linear(4 * text_width, text_width))
+        ffn = ffn_mult * text_width
+        self.ffn = nn.Sequential(nn.Linear(text_width, ffn), nn.ReLU(), nn.Dropout(dropout),
+                                 nn.Linear(ffn, text_width))
         self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(text_width) for _ in range(3))
         self.drop1, self.drop2, self.drop3 = (nn.Dropout(dropout) for _ in range(3))
 

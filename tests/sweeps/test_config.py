@@ -102,29 +102,57 @@ def test_grid_value_types():
     assert run.name == "" and run.tags["stage"] == "final"
 
 
+OLD_FFN = {"fusion_ffn_mult": 4}  # the fusion feed-forward width before it became a field
+
+
+def _with(overrides, **values):
+    smoke = values.pop("smoke", False)
+    if smoke:
+        return smoke_config(overrides={**smoke_config().overrides, **overrides}, **values)
+    return SweepConfig(overrides=overrides, **values)
+
+
 def test_a_sweep_started_before_method_packages_keeps_its_hash():
-    """Hashes recorded on b80cd94 (flat HSCL field names): the same sweeps still match them."""
-    recorded = [(SweepConfig(), "ef73f9826c65b8ed"), (smoke_config(), "804a1f66af799cd9"),
-                (SweepConfig(method="l1", data="synthetic-mosei"), "6724382b63ccaa30"),
-                (SweepConfig(search_lr_dropout=True, overrides={"batch_size": 64}), "6a0640d05464c6a2"),
-                (SweepConfig(data="synthetic-mosei", overrides={"modalities": "ta"}), "1877b9332ea407ac")]
-    for cfg, old in recorded:
+    """Hashes recorded on b80cd94 (flat HSCL field names, fusion FFN 4 x d_t): the same sweeps,
+    with the old fusion width set explicitly, still match them; under today's default width they
+    are other sweeps (another model) and match no old hash."""
+    recorded = [(dict(), "ef73f9826c65b8ed"), (dict(smoke=True), "804a1f66af799cd9"),
+                (dict(method="l1", data="synthetic-mosei"), "6724382b63ccaa30"),
+                (dict(search_lr_dropout=True, overrides={"batch_size": 64}), "6a0640d05464c6a2"),
+                (dict(data="synthetic-mosei", overrides={"modalities": "ta"}), "1877b9332ea407ac")]
+    for values, old in recorded:
+        values = dict(values)
+        overrides = values.pop("overrides", {})
+        cfg = _with({**overrides, **OLD_FFN}, **values)
         space = SPACES[cfg.method].describe(cfg.search_lr_dropout)
         assert cfg.legacy_config_hash(space) == old
         assert cfg.config_hash(space) != old  # the new hash covers the namespaced keys
+        today = _with(overrides, **values)
+        assert today.legacy_config_hash(space) is None
+        assert today.config_hash(space) != cfg.config_hash(space)
+
+
+def test_a_sweep_started_before_the_fusion_width_field_keeps_its_hash():
+    """Hashes of a7536db (namespaced keys, no fusion_ffn_mult field yet, 4 x d_t): matched when the
+    old width is set explicitly."""
+    recorded = [(dict(), "d387ba547230613e"), (dict(method="mmckd"), "be13b6469e45be5d")]
+    for values, old in recorded:
+        cfg = _with(dict(OLD_FFN), **values)
+        assert cfg.config_hash(SPACES[cfg.method].describe()) == old
+        assert _with({}, **values).config_hash(SPACES[cfg.method].describe()) != old
 
 
 def test_legacy_hash_lets_an_old_sweep_state_resume(tmp_path):
     from sweeps.state import open_sweep_state
 
-    cfg = SweepConfig(name="old")
+    cfg = SweepConfig(name="old", overrides=OLD_FFN)
     space = SPACES["hscl"].describe()
     open_sweep_state(str(tmp_path), name="old", config_hash=cfg.legacy_config_hash(space), tracking_uri="u")
     state = open_sweep_state(str(tmp_path), name="old", config_hash=cfg.config_hash(space), tracking_uri="u",
                              legacy_hashes=(cfg.legacy_config_hash(space),))
     assert state.config_hash == cfg.config_hash(space)  # re-recorded under the new definition
     with pytest.raises(Exception, match="different configuration"):
-        other = SweepConfig(name="old", num_samples=3)
+        other = SweepConfig(name="old", num_samples=3, overrides=OLD_FFN)
         open_sweep_state(str(tmp_path), name="old", config_hash=other.config_hash(space), tracking_uri="u",
                          legacy_hashes=(other.legacy_config_hash(space),))
 

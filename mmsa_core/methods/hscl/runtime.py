@@ -61,7 +61,8 @@ class HSCLModel(nn.Module):
             self.streams[m] = StreamEncoder(width, heads, ffn, cfg.av_layers, cfg.dropout,
                                             random_cls=faithful)  # quirk 2
             self.proj[m] = ProjectionHead(width, cfg.proj_dim, cfg.dropout, relu)
-            self.fusion[m] = FusionBlock(d_t, width, cfg.fusion_heads, cfg.dropout, faithful)  # quirks 3, 4
+            self.fusion[m] = FusionBlock(d_t, width, cfg.fusion_heads, cfg.dropout, faithful,  # quirks 3, 4
+                                         ffn_mult=cfg.fusion_ffn_mult)
             self.proj[f"{m}t"] = ProjectionHead(d_t, cfg.proj_dim, cfg.dropout, relu)
         self.head = regression_head(d_t, cfg.dropout)
 

@@ -64,7 +64,8 @@ class CKDCore(nn.Module):
         if self.fusion_kind == "attention":
             check_widths(cfg, text_dim=d_t, audio_dim=audio_dim, vision_dim=vision_dim, fusion=bool(streams))
             self.fusion = nn.ModuleDict({m: FusionBlock(d_t, self.encoders.widths[m], cfg.fusion_heads,
-                                                        cfg.dropout, faithful=False) for m in streams})
+                                                        cfg.dropout, faithful=False,
+                                                        ffn_mult=cfg.fusion_ffn_mult) for m in streams})
         else:  # "concat"
             width = d_t + sum(self.encoders.widths[m] for m in streams)
             self.fusion = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(width, d_t), nn.Tanh())
