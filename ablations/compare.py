@@ -217,6 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SweepValidationError, SweepStateError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # SweepInterrupted included: Tune saved its state
+        print(f"interrupted: {exc or 'Ctrl-C'}; re-run the same command to resume", file=sys.stderr)
+        return 130
     for method, seed, r in res.results:
         mae = r.best_test.get("mae")
         print(f"  {method:<15} seed {seed}: {r.status:<8} test MAE {mae:.4f}" if mae is not None

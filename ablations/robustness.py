@@ -574,6 +574,9 @@ def main(argv: list[str] | None = None) -> int:
     except (RobustnessError, AblationRunError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # SweepInterrupted included: Tune saved its state
+        print(f"interrupted: {exc or 'Ctrl-C'}; re-run the same command to resume", file=sys.stderr)
+        return 130
     print(result.format())
     return 0 if result.ok else 1
 

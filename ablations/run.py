@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     except (AblationSpecError, AblationRunError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # SweepInterrupted included: Tune saved its state
+        print(f"interrupted: {exc or 'Ctrl-C'}; re-run the same command to resume", file=sys.stderr)
+        return 130
     print(summary.format())
     return 0 if summary.ok else 1
 

@@ -326,12 +326,26 @@ class _Context:
 
     # --- method comparison ----------------------------------------------------------------------
     def methods_section(self) -> None:
-        """One row per method: the final-stage runs of the newest sweep (or method comparison) that
-        has FINISHED final runs of that method; paired tests against HSCL over matched seeds."""
+        """One row per method: the final-stage runs of the newest sweep, method comparison or
+        evaluate-protocol robustness study that has FINISHED runs of that method; paired tests
+        against HSCL over matched seeds.
+
+        An evaluate-protocol robustness study trains each (method, seed) once on complete data and
+        selects on complete validation, exactly like a comparison; its ``best/test/*`` metrics are
+        the unmasked test at the best validation epoch (the masked copies are logged apart), so it
+        counts as one (the real-data benchmark trains once for both tables)."""
+        import pandas as pd
+
+        robust = [p for p in runs.list_parents(self.uri, self.exp.id, "robustness")
+                  if p.tags.get("protocol") == "evaluate"]
         parents = sorted(runs.list_parents(self.uri, self.exp.id, "sweep")
-                         + runs.list_parents(self.uri, self.exp.id, "comparison"),
+                         + runs.list_parents(self.uri, self.exp.id, "comparison") + robust,
                          key=lambda p: p.start_time, reverse=True)  # newest first
         final = runs.tidy(runs.search(self.uri, self.exp.id, "tags.stage = 'final'"))
+        if robust:
+            studied = runs.tidy(runs.search(self.uri, self.exp.id, "tags.stage = 'robustness'"))
+            studied = studied[studied["parent_run_id"].isin({p.run_id for p in robust})]
+            final = pd.concat([final, studied], ignore_index=True) if len(final) else studied
         finished = final[final["status"] == runs.KEPT_STATUS]
         chosen: dict[str, runs.Parent] = {}
         shadowed = 0
@@ -346,8 +360,8 @@ class _Context:
                 chosen[m] = p
         sec = Section("methods", "Method comparison (final stage)")
         if not chosen:
-            sec.blocks.append(Paragraph("No sweep or method comparison in this experiment has FINISHED "
-                                        "final-stage runs."))
+            sec.blocks.append(Paragraph("No sweep, method comparison or evaluate-protocol robustness "
+                                        "study in this experiment has FINISHED final-stage runs."))
             self.report.sections.append(sec)
             return
         groups, names, notes = [], [], []
@@ -374,8 +388,9 @@ class _Context:
                    if reference else f"no {REFERENCE_METHOD} runs: no paired tests")
         table = ablation_table(
             groups, reference=reference, id="methods", title="Method comparison", row_header="Method",
-            caption=f"Final-stage test metrics at the best validation epoch, newest sweep or comparison per "
-                    f"method; {STD_NOTE}; {against}. {UNITS_NOTE}.",
+            caption=f"Final-stage test metrics (complete inputs) at the best validation epoch, newest sweep, "
+                    f"comparison or evaluate-protocol robustness study per method; {STD_NOTE}; {against}. "
+                    f"{UNITS_NOTE}.",
             test=self.test, alpha=self.alpha, extra={"Source": names}, notes=notes)
         if reference and self.test == "wilcoxon":
             table = _with_wilcoxon_floor(table, self.alpha)

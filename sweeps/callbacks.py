@@ -19,6 +19,7 @@ from typing import Any
 
 from ray import tune
 
+from sweeps import interrupts
 from sweeps import objective as obj
 from sweeps.config import TrackingTarget
 from sweeps.resume_state import StateBackup
@@ -60,7 +61,15 @@ class StatusCallback(tune.Callback):
         self.max_epochs = max_epochs
         self.tracker = Tracker(target.tracking_uri)
 
+    def setup(self, **info: Any) -> None:
+        interrupts.watch_stop_signals()  # Tune's handler is installed by now
+
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if interrupts.stopping():
+            # Tune is stopping this trial because the driver got Ctrl-C, not because it ended: its
+            # run stays open (the parent's clean-up marks it KILLED) and a re-run resumes it.
+            log.info("trial %s stopped by the interrupt; its run is left for the resume", trial.trial_id)
+            return
         self._finish(trial, error=None)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

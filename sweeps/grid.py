@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ray import tune
 
+from sweeps import interrupts
 from sweeps.callbacks import (ConsoleCallback, StateBackupCallback, StatusCallback, _kill_keys,
                               _reconcile)
 from sweeps.cluster import DatasetRef, share_dataset
@@ -55,9 +56,12 @@ class SweepInterrupted(KeyboardInterrupt):
 
 
 def _require_complete(grid: Any, expected: int, what: str) -> None:
-    """`Tuner.fit` returns normally after Ctrl-C; never treat a partial result as final."""
+    """`Tuner.fit` returns normally after Ctrl-C; never treat a partial result as final.
+
+    Ray 2.60 marks every trial TERMINATED on the way out, pending ones included, so the counts
+    alone do not show an interrupt; `sweeps.interrupts` saw the signal itself."""
     ended = grid.num_terminated + grid.num_errors
-    if len(grid) < expected or ended < len(grid):
+    if interrupts.stopping() or len(grid) < expected or ended < len(grid):
         raise SweepInterrupted(f"{what} was interrupted before all of its trials ended; its state "
                                f"is saved")
 
@@ -148,7 +152,8 @@ def run_grid(runs: Sequence[GridRun], *, data: "MSADataset | DatasetRef", target
                                                 max_epochs=max_epochs, verbose=verbose,
                                                 note=(f"{len(done)} already finished"
                                                       if done else ""))))
-        grid = tuner.fit()
+        with interrupts.fit_scope():
+            grid = tuner.fit()
         _require_complete(grid, len(todo), f"grid {name!r}")
         _prune_superseded_checkpoints(grid)
         _reconcile(tracker, target, grid, max_epochs)

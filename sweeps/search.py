@@ -35,6 +35,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
+from sweeps import interrupts
 from sweeps import objective as obj
 from sweeps.callbacks import _kill_stage, _reconcile
 from sweeps.cluster import DatasetRef, prepare_data, share_dataset
@@ -220,7 +221,8 @@ def _search(cfg: SweepConfig, *, base: "RunConfig", mode: str, shared: DatasetRe
                                             searched=[p.name for p in space.params(cfg.search_lr_dropout)],
                                             note=f"Optuna {cfg.sampler.upper()} + ASHA (grace "
                                                  f"{grace}, reduction {cfg.asha_reduction_factor})")))
-    grid = tuner.fit()
+    with interrupts.fit_scope():
+        grid = tuner.fit()
     _require_complete(grid, cfg.num_samples, f"the search stage of {cfg.name!r}")
     _prune_superseded_checkpoints(grid)
     _reconcile(tracker, target, grid, base.max_epochs)

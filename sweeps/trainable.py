@@ -120,6 +120,23 @@ def _trainable(config: dict[str, Any], data: DatasetRef | None = None,
     finally:
         if watchdog is not None:
             watchdog.cancel()
+        release_freed_memory()
+
+
+def release_freed_memory() -> None:
+    """Give the trial's freed heap back to the OS before the worker takes the next trial.
+
+    Tune reuses workers (``reuse_actors=True``): without this, glibc keeps a finished trial's peak
+    heap (measured: 2.5 GB after a 1-epoch HyCon run with MiniLM, 6 GB after MM-CKD, ~0.5 GB once
+    trimmed) and two concurrent workers that had each run a large trial were OOM-killed on 24 GiB.
+    A no-op where glibc's ``malloc_trim`` is absent (macOS, musl).
+    """
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _run_trial(cfg: Any, spec: dict[str, Any], key: str, trial_id: str, dataset: Any,

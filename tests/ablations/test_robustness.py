@@ -204,6 +204,20 @@ def test_study_both_protocols_and_report(ablation_env, tmp_path):
                              robustness=[f"rob-{protocol}"], log_artifacts=False)
         check_report(built, uri, f"rob-{protocol}", methods=("hscl", "mmckd"))
 
+    # the method table counts the evaluate study (trained on complete data), never the retrain one
+    methods = build_report(tracking_uri=uri, out_dir=tmp_path / "report-methods", methods=True,
+                           log_artifacts=False)
+    table = next(t for t in methods.report.tables() if t.id == "methods")
+    evaluate = next(r for r in client.search_runs([exp.experiment_id], filter_string="tags.kind = 'robustness'")
+                    if r.data.tags["protocol"] == "evaluate")
+    kids = {(k.data.tags["method"], int(k.data.tags["seed"])): k for k in client.search_runs(
+        [exp.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{evaluate.info.run_id}'")}
+    assert len(kids) == 4 and [r.label for r in table.rows] == ["hscl", "mmckd"]
+    for method in ("hscl", "mmckd"):
+        maes = [kids[(method, s)].data.metrics["best/test/mae"] for s in (1, 2)]
+        assert table.row(method).cells["mae"].mean == pytest.approx(sum(maes) / 2, rel=1e-9)
+        assert table.row(method).n == 2
+
     # the same command again resumes: nothing left to train (no Ray started)
     code, out = _run([*common, "--protocol", "retrain", "--name", "rob-retrain"], ablation_env)
     assert code == 0 and "0 to train" in out, out[-3000:]
