@@ -43,6 +43,7 @@ from sweeps.faults import FaultSpec
 from sweeps.state import read_json, write_json
 from sweeps.tracking import Tracker, flatten_params
 
+log = logging.getLogger("sweeps")
 _META_FILE = "sweep_meta.json"  # inside every checkpoint: the MLflow run id and the epoch
 TIMEOUT_ENV = "MMSA_TRIAL_TIMEOUT"  # seconds; the driver's fallback for _TrialContext.trial_timeout
 TIMEOUT_TAG = "timeout_reason"  # on the MLflow run of a trial whose attempt the watchdog ended
@@ -168,6 +169,14 @@ def _run_trial(cfg: Any, spec: dict[str, Any], key: str, trial_id: str, dataset:
                 params=flatten_params(cfg.to_dict()))
         if resume_dir is not None:
             tracker.set_tags(run_id, {"resumed_from_epoch": meta.get("epoch", "?")})
+        # Epochs this run logged after the checkpoint this attempt starts from: the driver stopped
+        # (Ctrl-C, a kill) after the trial persisted a checkpoint but before Tune recorded it, so
+        # the attempt trains them again. They are not logged twice (no duplicate (run, key, step));
+        # training is seeded, so the values are those already logged. Tagged for the record.
+        already_logged = _logged_epochs(tracker, run_id)
+        start_epoch = int(meta.get("epoch", 0) or 0)
+        if already_logged > start_epoch:
+            tracker.set_tags(run_id, {"retrained_epochs": f"{start_epoch + 1}-{already_logged}"})
         tracker.log_trial_dataset(run_id, dataset, target.tags, context=stage)  # digest from the driver
         if watchdog is not None:
             watchdog.run_id, watchdog.epoch = run_id, int(meta.get("epoch", 0) or 0)
@@ -187,7 +196,8 @@ def _run_trial(cfg: Any, spec: dict[str, Any], key: str, trial_id: str, dataset:
                                                          "key": key})
                 for fault in faults:
                     fault.inject_checkpoint_write(key, record.epoch, d)  # testing only: ENOSPC
-                tracker.log_metrics(run_id, metrics, step=record.epoch)
+                if record.epoch > already_logged:
+                    tracker.log_metrics(run_id, metrics, step=record.epoch)
                 value = obj.objective_value(record, cfg)  # raises on NaN: never told to Optuna
                 report = {k: v for k, v in metrics.items()}
                 report.update({obj.OBJECTIVE: value, obj.EPOCH: float(record.epoch),
@@ -210,6 +220,15 @@ def _run_trial(cfg: Any, spec: dict[str, Any], key: str, trial_id: str, dataset:
                 extra = dict(context.post_train(cfg, dataset, ckpt_dir) or {})
             if extra:
                 tracker.log_metrics(run_id, extra, step=result.epochs_run)
+
+
+def _logged_epochs(tracker: Tracker, run_id: str) -> int:
+    """The last epoch (step) of the run's per-epoch history (0 for a new run)."""
+    try:
+        return max((int(m.step) for m in tracker.client.get_metric_history(run_id, "train/loss")), default=0)
+    except Exception as exc:  # noqa: BLE001 - an unreadable history must not fail the trial
+        log.warning("could not read the metric history of run %s: %s", run_id, exc)
+        return 0
 
 
 def _cap_gpu_memory(gpus: float) -> None:
