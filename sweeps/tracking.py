@@ -234,9 +234,14 @@ class Tracker:
     # ------------------------------------------------------------------------------------------
     # logging
 
-    def log_metrics(self, run_id: str, metrics: Mapping[str, float], *, step: int) -> None:
-        """One batch: every metric of an epoch in a single request."""
-        now = int(time.time() * 1000)
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], *, step: int,
+                    timestamp_ms: int | None = None) -> None:
+        """One batch: every metric of an epoch in a single request.
+
+        `timestamp_ms` fixed by the caller makes a re-send idempotent: MLflow drops a metric row
+        identical in (key, value, timestamp, step) to one it has, so a batch that reached the store
+        although the client saw an error is not recorded twice when it is sent again."""
+        now = int(time.time() * 1000) if timestamp_ms is None else int(timestamp_ms)
         batch = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()]
         for i in range(0, len(batch), 1000):  # MLflow's per-request metric limit
             self.client.log_batch(run_id, metrics=batch[i:i + 1000], synchronous=True)

@@ -42,6 +42,7 @@ from sweeps.config import TrackingTarget, TrialResources
 from sweeps.faults import FaultSpec
 from sweeps.state import read_json, write_json
 from sweeps.tracking import Tracker, flatten_params
+from sweeps.trial_logging import EpochMetricLog, patient
 
 log = logging.getLogger("sweeps")
 _META_FILE = "sweep_meta.json"  # inside every checkpoint: the MLflow run id and the epoch
@@ -161,27 +162,38 @@ def _run_trial(cfg: Any, spec: dict[str, Any], key: str, trial_id: str, dataset:
                 meta = read_json(meta_path)
         # A restored / retried trial continues its own run: the id its checkpoint names, else the
         # run found by its key (a trial that died before its first checkpoint), else a new one.
-        run_id = meta.get("run_id") if meta.get("run_id") and tracker.reopen(meta["run_id"], tags) else None
-        if run_id is None:
-            run_id, _ = tracker.child_run(
-                experiment_id=target.experiment_id, parent_run_id=target.parent_run_id, run_key=key,
-                run_name=spec["name"] or f"{tags.get('sweep_name', 'run')}-{key}", tags=tags,
-                params=flatten_params(cfg.to_dict()))
-        if resume_dir is not None:
-            tracker.set_tags(run_id, {"resumed_from_epoch": meta.get("epoch", "?")})
+        # MLflow down at this point: tried again for $MMSA_MLFLOW_WAIT seconds (`trial_logging`).
+        def open_run() -> tuple[str, int]:
+            found = meta.get("run_id") if meta.get("run_id") and tracker.reopen(meta["run_id"], tags) else None
+            if found is None:
+                found, _ = tracker.child_run(
+                    experiment_id=target.experiment_id, parent_run_id=target.parent_run_id, run_key=key,
+                    run_name=spec["name"] or f"{tags.get('sweep_name', 'run')}-{key}", tags=tags,
+                    params=flatten_params(cfg.to_dict()))
+            if resume_dir is not None:
+                tracker.set_tags(found, {"resumed_from_epoch": meta.get("epoch", "?")})
+            tracker.log_trial_dataset(found, dataset, target.tags, context=stage)  # digest from the driver
+            return found, _logged_epochs(tracker, found)
+
+        run_id, already_logged = patient(open_run, "the trial's run", target.tracking_uri)
         # Epochs this run logged after the checkpoint this attempt starts from: the driver stopped
         # (Ctrl-C, a kill) after the trial persisted a checkpoint but before Tune recorded it, so
         # the attempt trains them again. They are not logged twice (no duplicate (run, key, step));
         # training is seeded, so the values are those already logged. Tagged for the record.
-        already_logged = _logged_epochs(tracker, run_id)
         start_epoch = int(meta.get("epoch", 0) or 0)
         if already_logged > start_epoch:
-            tracker.set_tags(run_id, {"retrained_epochs": f"{start_epoch + 1}-{already_logged}"})
-        tracker.log_trial_dataset(run_id, dataset, target.tags, context=stage)  # digest from the driver
+            with contextlib.suppress(Exception):
+                tracker.set_tags(run_id, {"retrained_epochs": f"{start_epoch + 1}-{already_logged}"})
+        epochs_log = EpochMetricLog.from_meta(tracker, run_id, meta, already_logged)
+        epochs_log.flush()  # epochs a dead attempt could not record, from its checkpoint
         if watchdog is not None:
-            watchdog.run_id, watchdog.epoch = run_id, int(meta.get("epoch", 0) or 0)
+            watchdog.run_id, watchdog.epoch = run_id, start_epoch
 
         last_save: list[Callable[[str], None]] = []
+
+        def write_meta(d: str, epoch: int) -> None:
+            write_json(os.path.join(d, _META_FILE), {"run_id": run_id, "epoch": epoch, "key": key,
+                                                     "pending_metrics": epochs_log.meta()})
 
         def on_epoch_end(record, save_checkpoint) -> None:
             last_save[:] = [save_checkpoint]
@@ -192,12 +204,12 @@ def _run_trial(cfg: Any, spec: dict[str, Any], key: str, trial_id: str, dataset:
                 # The checkpoint first: a write that fails (a full disk) leaves nothing of this
                 # epoch in MLflow, so the retry from the previous checkpoint logs it exactly once.
                 save_checkpoint(d)
-                write_json(os.path.join(d, _META_FILE), {"run_id": run_id, "epoch": record.epoch,
-                                                         "key": key})
+                epochs_log.add(record.epoch, metrics)
+                write_meta(d, record.epoch)
                 for fault in faults:
                     fault.inject_checkpoint_write(key, record.epoch, d)  # testing only: ENOSPC
-                if record.epoch > already_logged:
-                    tracker.log_metrics(run_id, metrics, step=record.epoch)
+                if epochs_log.flush():
+                    write_meta(d, record.epoch)  # nothing pending any more
                 value = obj.objective_value(record, cfg)  # raises on NaN: never told to Optuna
                 report = {k: v for k, v in metrics.items()}
                 report.update({obj.OBJECTIVE: value, obj.EPOCH: float(record.epoch),
@@ -206,8 +218,13 @@ def _run_trial(cfg: Any, spec: dict[str, Any], key: str, trial_id: str, dataset:
             if watchdog is not None:
                 watchdog.epoch = record.epoch
 
-        result = train(cfg, dataset, on_epoch_end=on_epoch_end, resume_from=resume_dir,
-                       progress=False)
+        try:
+            result = train(cfg, dataset, on_epoch_end=on_epoch_end, resume_from=resume_dir,
+                           progress=False)
+        except SystemExit:  # ASHA stopped the trial inside tune.report: it will not resume
+            epochs_log.flush_patiently()
+            raise
+        epochs_log.flush_patiently()
 
         # Reached only when no scheduler stopped the trial (always true in grids).
         if context.post_train is not None:
@@ -219,16 +236,14 @@ def _run_trial(cfg: Any, spec: dict[str, Any], key: str, trial_id: str, dataset:
                     ckpt_dir = resume_dir
                 extra = dict(context.post_train(cfg, dataset, ckpt_dir) or {})
             if extra:
-                tracker.log_metrics(run_id, extra, step=result.epochs_run)
+                stamp = int(time.time() * 1000)  # one timestamp: a re-send is idempotent in MLflow
+                patient(lambda: tracker.log_metrics(run_id, extra, step=result.epochs_run, timestamp_ms=stamp),
+                        "the post-training metrics", target.tracking_uri)
 
 
 def _logged_epochs(tracker: Tracker, run_id: str) -> int:
     """The last epoch (step) of the run's per-epoch history (0 for a new run)."""
-    try:
-        return max((int(m.step) for m in tracker.client.get_metric_history(run_id, "train/loss")), default=0)
-    except Exception as exc:  # noqa: BLE001 - an unreadable history must not fail the trial
-        log.warning("could not read the metric history of run %s: %s", run_id, exc)
-        return 0
+    return max((int(m.step) for m in tracker.client.get_metric_history(run_id, "train/loss")), default=0)
 
 
 def _cap_gpu_memory(gpus: float) -> None:
