@@ -103,3 +103,93 @@ def test_mlflow_down_mid_sweep_shorter_and_longer_than_the_client_retry_budget(s
         check_nothing_lost(server.uri, runs / "outage", name="outage", num_samples=2, seeds=[1111])
     finally:
         server.stop()
+
+
+class SlowProxy:
+    """An HTTP proxy in front of the server: every answer `latency` s late, and the answers to the
+    first `slow_creates` ``runs/create`` POSTs `create_delay` s late — after the server has created
+    the run, past the client's read timeout, so the client sends the POST again."""
+
+    def __init__(self, upstream: str, *, latency: float, slow_creates: int, create_delay: float):
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        host, port = upstream[len("http://"):].split(":")
+        self.creates = 0
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                conn = http.client.HTTPConnection(host, int(port), timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                conn.request(self.command, self.path, body=body or None, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                delay = latency
+                if self.command == "POST" and self.path.endswith("/runs/create"):
+                    with proxy.lock:
+                        proxy.creates += 1
+                        if proxy.creates <= slow_creates:
+                            delay = create_delay
+                time.sleep(delay)
+                try:
+                    self.send_response(resp.status)
+                    for k, v in resp.getheaders():
+                        if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                            self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting (what this proxy is for)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.uri = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_slow_mlflow_times_out_retries_posts_and_records_each_run_once(sweep_env, tmp_path):
+    """(MLflow slow) Every answer 0.2 s late, and the first three ``runs/create`` answers 8 s late
+    with a 3 s client read timeout: the client times out and POSTs again while the server has
+    already created the run. The sweep still finishes, and each parent and trial has exactly one
+    active run (`sweeps.tracking.Tracker` finds the twins by key and deletes all but the oldest):
+    `check_nothing_lost` — one run per trial, no metric step twice."""
+    from mlflow.tracking import MlflowClient
+
+    env = dict(sweep_env, MLFLOW_HTTP_REQUEST_TIMEOUT="3", MLFLOW_HTTP_REQUEST_MAX_RETRIES="3",
+               MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="1")
+    server = Server(tmp_path, env)
+    server.start()
+    try:
+        with SlowProxy(server.uri, latency=0.2, slow_creates=3, create_delay=8.0) as proxy:
+            runs = tmp_path / "runs"
+            out = subprocess.run(
+                ["python", "sweeps/hscl.py", "--smoke", "--num-cpus", "2", "--num-samples", "2",
+                 "--final-seeds", "1111", "--name", "slow", "--storage-path", str(runs),
+                 "--tracking-uri", proxy.uri],
+                cwd=REPO, env=env, capture_output=True, text=True, timeout=900, start_new_session=True)
+            assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
+            assert proxy.creates >= 1 + 2 + 1 + 3  # parent + 2 search + 1 final runs, plus 3 re-sent POSTs
+        check_nothing_lost(server.uri, runs / "slow", name="slow", num_samples=2, seeds=[1111])
+        client = MlflowClient(tracking_uri=server.uri)
+        exp = client.get_experiment_by_name("mmsa-synthetic-mosi")
+        deleted = client.search_runs([exp.experiment_id], run_view_type=2)  # ViewType.DELETED_ONLY
+        assert deleted, "the re-sent POSTs created no twin run (the proxy's delay did not bite)"
+    finally:
+        server.stop()
