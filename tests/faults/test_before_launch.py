@@ -140,8 +140,8 @@ def test_wrong_mlflow_password_is_reported_in_seconds_and_never_recorded(sweep_e
     """(6) MLflow basic auth with a wrong password (credentials from the environment): the sweep
     exits 2 with "authentication failed for <uri>" before Ray starts; the password appears in
     no output; the right password passes the check. (A stand-in server that answers as
-    `mlflow server --app-name basic-auth` does: this MLflow install lacks the basic-auth extra's
-    dependency `flask_wtf`.)"""
+    `mlflow server --app-name basic-auth` does, so that every credential case runs in seconds; the
+    real server, with a whole sweep, is tests/faults/test_mlflow_basic_auth.py.)"""
     _BasicAuthMlflow.seen = []
     with _server(_BasicAuthMlflow) as uri:
         env = dict(sweep_env, MLFLOW_TRACKING_USERNAME="alice", MLFLOW_TRACKING_PASSWORD="wrong-" + SECRET)
