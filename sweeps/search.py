@@ -23,6 +23,7 @@ still restore.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -38,14 +39,14 @@ from ray.tune.search.optuna import OptunaSearch
 from sweeps import interrupts
 from sweeps import objective as obj
 from sweeps.callbacks import _kill_stage, _reconcile
-from sweeps.cluster import DatasetRef, prepare_data, share_dataset
+from sweeps.cluster import DatasetRef, SweepValidationError, prepare_data, share_dataset
 from sweeps.config import GridRun, GridRunResult, SweepConfig, TrackingTarget, TrialResources, data_name
 from sweeps.console import TrialConsole, resources_text
 from sweeps.grid import (_prune_superseded_checkpoints, _require_complete, _restore_or_none,
                          _trial_dirname, _tune_run_config, run_grid)
 from sweeps.lifecycle import connect_checked, parent_run, prepare_storage
 from sweeps.spaces import SPACES, define_by_run_for
-from sweeps.state import BEST_CONFIG_FILE, open_sweep_state, read_json, repair_journal, write_json
+from sweeps.state import BEST_CONFIG_FILE, STATE_FILE, open_sweep_state, read_json, repair_journal, write_json
 from sweeps.tracking import Tracker
 from sweeps.trainable import _TrialContext, _wrap
 
@@ -102,9 +103,17 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
     if data.name != data_name(cfg.data):
         log.warning("dataset name %r differs from the name derived from --data (%r)",
                     data.name, data_name(cfg.data))
+    fresh = not os.path.exists(os.path.join(cfg.sweep_dir, STATE_FILE))
     state = open_sweep_state(cfg.sweep_dir, name=cfg.name, config_hash=config_hash, tracking_uri=uri,
                              legacy_hashes=(cfg.legacy_config_hash(space_desc),))
-    connect_checked(cfg.resolved_address(), cfg.num_cpus, resources)
+    try:
+        connect_checked(cfg.resolved_address(), cfg.num_cpus, resources)
+    except SweepValidationError:  # resources no node can hold: leave no trace of a sweep that never ran
+        if fresh:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(cfg.sweep_dir, STATE_FILE))
+                os.rmdir(cfg.sweep_dir)
+        raise
 
     # 2. MLflow: experiment per dataset, parent run per sweep
     tracker = Tracker(uri)

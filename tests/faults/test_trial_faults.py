@@ -77,3 +77,17 @@ def test_disk_full_mid_checkpoint_keeps_the_previous_checkpoint_and_resumes(swee
     assert [m.step for m in client.get_metric_history(full.info.run_id, "valid/mae")] == [1, 2, 3]
     _, _, _, final = store(uri)
     assert [r.info.status for r in final] == ["FINISHED"]
+
+
+def test_resources_no_node_can_hold_are_refused_before_any_trial(sweep_env, tmp_path):
+    """(invalid resources) ``--gpus-per-trial 1`` on a machine without a GPU: the local Ray starts,
+    the sweep sees that no node can hold one trial and exits 2 with a message naming the request and
+    the cluster (what to lower), before any trial is launched or any MLflow run recorded."""
+    runs = tmp_path / "runs"
+    uri = f"sqlite:///{runs}/mlflow.db"
+    out = run_cli(["--smoke", "--num-cpus", "2", "--gpus-per-trial", "1", "--name", "gpu", "--storage-path",
+                   str(runs), "--tracking-uri", uri], sweep_env, log=tmp_path / "sweep.log")
+    assert out.returncode == 2, out.stdout[-3000:]
+    assert "no node of the Ray cluster can hold one trial of 1 CPU and 1 GPU" in out.stdout
+    assert "--gpus-per-trial" in out.stdout
+    check_nothing_lost(uri, runs / "gpu", name="gpu", num_samples=0)
