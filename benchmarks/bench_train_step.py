@@ -55,6 +55,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 try:  # `python benchmarks/x.py` and `python -m benchmarks.x` both work
@@ -269,7 +270,7 @@ class AuthorsStep:
 
         model, optimizer, criterion, hp = self.model, self.optimizer, self.criterion, self.hp
         model.zero_grad()
-        preds, feature, fusion, feature_at, feature_vt = model(
+        preds, feature, _fusion, feature_at, feature_vt = model(
             b["text"], b["visual"], b["audio"], b["vlens"], b["alens"], b["bert_sent"], b["bert_sent_type"],
             b["bert_sent_mask"])
         y = b["y"]
@@ -374,6 +375,9 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # "Writing model shards" / "Loading weights" bars
+    # their TransformerEncoder (batch_first=False) warns about nested tensors at construction: harmless
+    warnings.filterwarnings("ignore", message="enable_nested_tensor is True")
     torch.set_num_threads(args.threads)
     authors = import_authors(Path(args.authors_src)) if args.authors_src else None
     rows = []
