@@ -50,6 +50,9 @@ def test_token_auth_head_runs_an_authenticated_job_and_refuses_others(sweep_env,
     head = subprocess.Popen(
         ["ray", "start", "--head", "--node-ip-address", "127.0.0.1", "--dashboard-host", "127.0.0.1",
          "--port", str(port), "--dashboard-port", str(dash), "--ray-client-server-port", str(client_port),
+         # the agent's ports too: its default 52365 is taken whenever another Ray runs on the machine,
+         # and the job server then answers "No available agent" for good
+         "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
          "--num-cpus", "2", "--disable-usage-stats", "--temp-dir", sweep_env["RAY_TMPDIR"]],
         env=head_env, stdout=open(tmp_path / "head.log", "w"), stderr=subprocess.STDOUT,
         start_new_session=True)

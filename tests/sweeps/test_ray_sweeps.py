@@ -168,6 +168,9 @@ def test_ray_job_submit_to_a_real_head_node(sweep_env, tmp_path):
     head = subprocess.Popen(
         ["ray", "start", "--head", "--node-ip-address", "127.0.0.1", "--dashboard-host", "127.0.0.1",
          "--port", str(port), "--dashboard-port", str(dash), "--ray-client-server-port", str(client_port),
+         # the agent's ports too: its default 52365 is taken whenever another Ray runs on the machine,
+         # and the job server then answers "No available agent" for good
+         "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
          "--num-cpus", "2", "--disable-usage-stats", "--temp-dir", env["RAY_TMPDIR"]],
         env=env, stdout=open(tmp_path / "head.log", "w"), stderr=subprocess.STDOUT,
         start_new_session=True)
