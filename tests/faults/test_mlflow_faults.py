@@ -90,7 +90,7 @@ def test_mlflow_down_mid_sweep_shorter_and_longer_than_the_client_retry_budget(s
         n = server.epochs_logged()
         wait_for(lambda: server.epochs_logged() >= n + 1, 300, "an epoch logged after the short outage")
         server.stop()  # long: past the client's budget
-        time.sleep(45)
+        time.sleep(38)
         server.start()
         assert sweep.wait(600) == 0, log.read_text()[-5000:]
     finally:
@@ -101,6 +101,7 @@ def test_mlflow_down_mid_sweep_shorter_and_longer_than_the_client_retry_budget(s
         text = log.read_text()
         assert "did not take the metrics of epoch" in text or "did not accept" in text, text[-5000:]
         check_nothing_lost(server.uri, runs / "outage", name="outage", num_samples=2, seeds=[1111])
+        assert any((tmp_path / "artifacts").rglob("search_space.json"))  # artifacts went through the server
     finally:
         server.stop()
 
@@ -180,13 +181,13 @@ def test_slow_mlflow_times_out_retries_posts_and_records_each_run_once(sweep_env
         with SlowProxy(server.uri, latency=0.2, slow_creates=3, create_delay=8.0) as proxy:
             runs = tmp_path / "runs"
             out = subprocess.run(
-                ["python", "sweeps/hscl.py", "--smoke", "--num-cpus", "2", "--num-samples", "2",
+                ["python", "sweeps/hscl.py", "--smoke", "--num-cpus", "2", "--num-samples", "1",
                  "--final-seeds", "1111", "--name", "slow", "--storage-path", str(runs),
                  "--tracking-uri", proxy.uri],
                 cwd=REPO, env=env, capture_output=True, text=True, timeout=900, start_new_session=True)
             assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
-            assert proxy.creates >= 1 + 2 + 1 + 3  # parent + 2 search + 1 final runs, plus 3 re-sent POSTs
-        check_nothing_lost(server.uri, runs / "slow", name="slow", num_samples=2, seeds=[1111])
+            assert proxy.creates >= 1 + 1 + 1 + 3  # parent + 1 search + 1 final runs, plus 3 re-sent POSTs
+        check_nothing_lost(server.uri, runs / "slow", name="slow", num_samples=1, seeds=[1111])
         client = MlflowClient(tracking_uri=server.uri)
         exp = client.get_experiment_by_name("mmsa-synthetic-mosi")
         deleted = client.search_runs([exp.experiment_id], run_view_type=2)  # ViewType.DELETED_ONLY

@@ -33,7 +33,8 @@ def _status(url: str, token: str | None = None) -> int:
 
 
 def test_token_auth_head_runs_an_authenticated_job_and_refuses_others(sweep_env, tmp_path):
-    """The job submitted with ``RAY_AUTH_TOKEN`` finishes its sweep (nothing lost); the same
+    """The job path end to end: a real ``ray start --head`` (127.0.0.1, token auth) and ``ray job
+    submit --working-dir .`` of a smoke sweep. The job submitted with ``RAY_AUTH_TOKEN`` finishes its sweep (nothing lost); the same
     submission without a token or with a wrong one fails, and the job API answers 401/403 to a
     request without the token. The token never reaches the MLflow store or the job's log."""
     head_home, client_home = tmp_path / "head-home", tmp_path / "client-home"

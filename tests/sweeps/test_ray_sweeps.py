@@ -11,14 +11,12 @@ import json
 import os
 import signal
 import subprocess
-import time
-import urllib.request
 
 import pytest
 
 from mmsa_core.config import RunConfig
 from sweeps.resume_state import load_snapshot
-from tests.processes import free_port, kill_session
+from tests.processes import kill_session
 from tests.sweeps.conftest import (REPO, journal_trials, run_cli, store, wait_for)
 
 pytestmark = pytest.mark.slow
@@ -159,68 +157,7 @@ def test_interrupted_and_killed_driver_resumes_with_no_trial_lost_or_repeated(sw
     check_sweep(uri, str(runs / "killed"), name="killed", num_samples=4, seeds=[1111])
 
 
-def test_ray_job_submit_to_a_real_head_node(sweep_env, tmp_path):
-    """`ray start --head` on 127.0.0.1, `ray job submit --working-dir .`, then the store."""
-    env = dict(sweep_env)
-    port, dash, client_port = free_port(), free_port(), free_port()
-    runs = tmp_path / "runs"
-    uri = f"sqlite:///{runs}/mlflow.db"
-    head = subprocess.Popen(
-        ["ray", "start", "--head", "--node-ip-address", "127.0.0.1", "--dashboard-host", "127.0.0.1",
-         "--port", str(port), "--dashboard-port", str(dash), "--ray-client-server-port", str(client_port),
-         # the agent's ports too: its default 52365 is taken whenever another Ray runs on the machine,
-         # and the job server then answers "No available agent" for good
-         "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
-         "--num-cpus", "2", "--disable-usage-stats", "--temp-dir", env["RAY_TMPDIR"]],
-        env=env, stdout=open(tmp_path / "head.log", "w"), stderr=subprocess.STDOUT,
-        start_new_session=True)
-    try:
-        assert head.wait(120) == 0, (tmp_path / "head.log").read_text()[-3000:]
-        wait_for(lambda: _http_ok(f"http://127.0.0.1:{dash}/api/version"), 60, "the job server")
-        for _ in range(30):  # the job agent starts a little after the dashboard answers
-            job = subprocess.run(
-                ["ray", "job", "submit", "--address", f"http://127.0.0.1:{dash}", "--working-dir", ".",
-                 "--", "python", "sweeps/hscl.py", "--smoke", "--name", "job", "--tracking-uri", uri,
-                 "--storage-path", str(runs)],
-                cwd=REPO, env=env, capture_output=True, text=True, timeout=480)
-            if "No available agent" not in job.stderr:
-                break
-            time.sleep(2)
-        (tmp_path / "job.log").write_text(job.stdout + job.stderr)
-        assert job.returncode == 0 and "succeeded" in job.stdout, (job.stdout + job.stderr)[-5000:]
-    finally:
-        kill_session(head.pid)  # by PID: `ray stop` would stop every Ray on this machine
-    check_sweep(uri, str(runs / "job"), name="job", num_samples=3, seeds=[1111, 1112])
-
-
-def test_smoke_sweep_against_an_mlflow_server(sweep_env, tmp_path):
-    """The plain `--smoke` command, logging to a real `mlflow server` (HTTP, proxied artifacts)."""
-    port = free_port()
-    server = subprocess.Popen(
-        ["mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-         "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "2"],
-        env=sweep_env, stdout=open(tmp_path / "server.log", "w"), stderr=subprocess.STDOUT,
-        start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _http_ok(f"{uri}/health"), 120, "mlflow server")
-        runs = tmp_path / "runs"
-        start = time.time()
-        out = run_cli(["--smoke", "--num-cpus", "2", "--storage-path", str(runs), "--tracking-uri", uri],
-                      sweep_env, log=tmp_path / "sweep.log")
-        assert out.returncode == 0, out.stdout[-5000:]
-        print(f"smoke sweep took {time.time() - start:.0f}s")
-        check_sweep(uri, str(runs / "hscl-synthetic-mosi"), name="hscl-synthetic-mosi",
-                    num_samples=3, seeds=[1111, 1112])
-        assert (tmp_path / "artifacts").exists()  # artifacts went through the server
-    finally:
-        kill_session(server.pid)  # mlflow server may ignore SIGTERM
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status == 200
-    except OSError:
-        return False
+# The job path (`ray start --head` + `ray job submit --working-dir .` of a smoke sweep, then the store)
+# is tests/faults/test_ray_token_auth.py (a head with token auth, Ray 2.60's default); a sweep against
+# a real `mlflow server` (HTTP, proxied artifacts) is each test of tests/faults/test_mlflow_faults.py
+# and tests/faults/test_mlflow_basic_auth.py.
