@@ -7,6 +7,16 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import urllib.request
+
+
+def http_ok(url: str) -> bool:
+    """Whether `url` answers 200 within 5 s (a server's health endpoint while it starts)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status == 200
+    except OSError:
+        return False
 
 
 def free_port() -> int:

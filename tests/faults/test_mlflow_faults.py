@@ -6,13 +6,12 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.faults.conftest import check_nothing_lost
-from tests.processes import free_port, kill_session
+from tests.processes import free_port, http_ok, kill_session
 from tests.sweeps.conftest import REPO, wait_for
 
 pytestmark = pytest.mark.slow
@@ -38,7 +37,7 @@ class Server:
              str(self.tmp / "artifacts"), "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
             env=self.env, stdout=open(self.tmp / f"server{self.starts}.log", "w"), stderr=subprocess.STDOUT,
             start_new_session=True)
-        wait_for(lambda: _http_ok(f"{self.uri}/health"), 120, "mlflow server")
+        wait_for(lambda: http_ok(f"{self.uri}/health"), 120, "mlflow server")
 
     def stop(self):
         if self.proc is not None:
@@ -57,12 +56,6 @@ class Server:
                 return 0
 
 
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status == 200
-    except OSError:
-        return False
 
 
 def test_mlflow_down_mid_sweep_shorter_and_longer_than_the_client_retry_budget(sweep_env, tmp_path):

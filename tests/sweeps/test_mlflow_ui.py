@@ -11,20 +11,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-import urllib.request
 
 import pytest
 
-from tests.processes import free_port, kill_session
+from tests.processes import free_port, http_ok, kill_session
 from tests.sweeps.conftest import run_cli, store, wait_for
 
 
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status == 200
-    except OSError:
-        return False
 
 
 @pytest.mark.slow
@@ -67,7 +60,7 @@ def test_ui_opens_on_the_runs_table_with_datasets(sweep_env, tmp_path):
                                "--port", str(port)], env=sweep_env, stdout=open(tmp_path / "ui.log", "w"),
                               stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_for(lambda: _http_ok(f"http://127.0.0.1:{port}/health"), 120, "mlflow ui")
+        wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/health"), 120, "mlflow ui")
         page = f"http://127.0.0.1:{port}/{path}"
         budget = "--virtual-time-budget=20000"
         dom = _run(exe, tmp_path / "p1", budget, "--dump-dom", page).stdout
