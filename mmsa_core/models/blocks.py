@@ -91,6 +91,11 @@ class FusionBlock(nn.Module):
 
     The feed-forward is ``ffn_mult * d_t`` wide: 1 (the default) is the authors'
     ``BimodalFusionLayer`` (fc1, fc2 both d_t x d_t; hscl.md §3), 4 a standard Transformer layer.
+
+    Every method reads only the fused state at the text [CLS] (row 0), so `first_row` computes
+    that row alone: keys and values over every position, the query, cross-attention and FFN for one.
+    That is most of the block's work saved (L_t - 1 of L_t rows) with the same function and gradients;
+    `forward` keeps the whole (N, L_t, d_t) output for anything that needs every row.
     """
 
     def __init__(self, text_width: int, stream_width: int, heads: int, dropout: float, faithful: bool,
@@ -116,6 +121,74 @@ class FusionBlock(nn.Module):
         residual = e_t if self.faithful else h_t  # quirk 4: the code adds the original text input
         f_mt = self.norm2(residual + self.drop2(cross))
         return self.norm3(f_mt + self.drop3(self.ffn(f_mt)))
+
+    def first_row(self, e_t: torch.Tensor, text_pad: torch.Tensor, e_m: torch.Tensor,
+                  stream_pad: torch.Tensor) -> torch.Tensor:
+        """``forward(...)[:, 0]`` -> R_mt (N, d_t), computing row 0 only.
+
+        In training, every dropout draws its noise at the shape (and memory layout) the whole block
+        would give it and keeps row 0, so a seed gives the masks, and the numbers, of `forward`
+        (tests/core/test_model.py checks both modes against it).
+        """
+        n, length, _ = e_t.shape
+        self_mask = None if self.faithful else text_pad
+        q_t = e_t[:, :1]  # (N, 1, d_t)
+        attn = _attend_first(self.self_attn, q_t, e_t, self_mask, length)
+        h_t = self.norm1(q_t + _dropout_first(self.drop1, attn, (length, n), transposed=True))
+        cross = _attend_first(self.cross_attn, h_t, e_m, stream_pad, length)
+        residual = q_t if self.faithful else h_t
+        f_mt = self.norm2(residual + _dropout_first(self.drop2, cross, (length, n), transposed=True))
+        lin1, act, drop, lin2 = self.ffn
+        hidden = _dropout_first(drop, act(lin1(f_mt)), (n, length))
+        out = self.norm3(f_mt + _dropout_first(self.drop3, lin2(hidden), (n, length)))
+        return out[:, 0]
+
+
+def _dropout_first(drop: nn.Module, row: torch.Tensor, full: tuple[int, int], transposed: bool = False
+                   ) -> torch.Tensor:
+    """Dropout of row 0 (N, 1, d) with the noise F.dropout would draw for the whole (N, L, d) tensor.
+
+    `full` = the leading sizes of that tensor in memory order: (L, N) for an attention output
+    (MultiheadAttention returns a transposed view), (N, L) for a contiguous one.
+    """
+    p = float(drop.p)
+    if not drop.training or p == 0.0:
+        return row
+    if p == 1.0:
+        return row * 0.0
+    noise = row.new_empty(*full, row.shape[-1]).bernoulli_(1.0 - p)
+    noise = noise.transpose(0, 1) if transposed else noise  # (N, L, d) as the whole block sees it
+    return row * noise[:, :1].div(1.0 - p)
+
+
+def _attend_first(mha: nn.MultiheadAttention, query: torch.Tensor, kv: torch.Tensor,
+                  key_pad: torch.Tensor | None, query_len: int) -> torch.Tensor:
+    """`mha(query, kv, kv)` for a (N, 1, E) query, as its math path computes it (batch first).
+
+    The attention dropout draws (N, H, query_len, S) noise and keeps row 0, like `_dropout_first`.
+    """
+    n, s = kv.shape[:2]
+    e, h = mha.embed_dim, mha.num_heads
+    d = e // h
+    b_q, b_k, b_v = mha.in_proj_bias.chunk(3)
+    if mha._qkv_same_embed_dim:
+        w_q, w_k, w_v = mha.in_proj_weight.chunk(3)
+    else:
+        w_q, w_k, w_v = mha.q_proj_weight, mha.k_proj_weight, mha.v_proj_weight
+    q = nn.functional.linear(query, w_q, b_q).view(n, 1, h, d).transpose(1, 2)  # (N, H, 1, d)
+    k = nn.functional.linear(kv, w_k, b_k).view(n, s, h, d).transpose(1, 2)  # (N, H, S, d)
+    v = nn.functional.linear(kv, w_v, b_v).view(n, s, h, d).transpose(1, 2)
+    root_scale = math.sqrt(1.0 / math.sqrt(d))  # applied to q and k, as SDPA's math path does
+    scores = (q * root_scale) @ (k * root_scale).transpose(-1, -2)  # (N, H, 1, S)
+    if key_pad is not None:
+        scores = scores.masked_fill(key_pad[:, None, None, :], float("-inf"))
+    weights = scores.softmax(-1)
+    p = float(mha.dropout)
+    if mha.training and p > 0.0:
+        noise = weights.new_empty(n, h, query_len, s).bernoulli_(1.0 - p)
+        weights = weights * noise[:, :, :1].div(1.0 - p)
+    out = (weights @ v).transpose(1, 2).reshape(n, 1, e)
+    return mha.out_proj(out)
 
 
 def check_widths(cfg: "RunConfig", *, text_dim: int, audio_dim: int, vision_dim: int,

@@ -2,8 +2,10 @@
 
 Each case trains two epochs on tiny synthetic data from a fixed seed; the recorded values (train loss
 per epoch, every train term of the last epoch, validation MAE per epoch, test metrics at the best
-epoch) were produced by commit b80cd94 (flat HSCL field names then) and must agree to 1e-6
-after any refactoring. Those cases set ``fusion_ffn_mult=4``, the fusion feed-forward width of
+epoch) were produced by commit b80cd94 (flat HSCL field names then) and must agree after any
+refactoring to float32 round-off: 1e-6 absolute or 1e-5 relative (the same arithmetic in another
+order, as `FusionBlock.first_row` computes the fused [CLS] row alone, moves the last bits: 62.917072
+against 62.917075; a changed behaviour moves numbers by orders of magnitude more). Those cases set ``fusion_ffn_mult=4``, the fusion feed-forward width of
 b80cd94; the ``*_authors_ffn`` cases record the default width (d_t, hscl.md §3) from the commit
 that changed it.
 """
@@ -94,11 +96,11 @@ RECORDED = {
 def test_numbers_match_the_recording(case, tiny_data):
     rec = RECORDED[case]
     res = train(RunConfig.from_dict({**BASE, **rec["config"]}), tiny_data, progress=False)
-    assert [r.train["loss"] for r in res.history] == pytest.approx(rec["train_loss"], abs=1e-6)
-    assert res.history[-1].train == pytest.approx(rec["train_terms"], abs=1e-6)
-    assert [r.valid["mae"] for r in res.history] == pytest.approx(rec["valid_mae"], abs=1e-6)
+    assert [r.train["loss"] for r in res.history] == pytest.approx(rec["train_loss"], abs=1e-6, rel=1e-5)
+    assert res.history[-1].train == pytest.approx(rec["train_terms"], abs=1e-6, rel=1e-5)
+    assert [r.valid["mae"] for r in res.history] == pytest.approx(rec["valid_mae"], abs=1e-6, rel=1e-5)
     got = {k: res.best_test[k] for k in rec["best_test"]}
-    assert got == pytest.approx(rec["best_test"], abs=1e-6)
+    assert got == pytest.approx(rec["best_test"], abs=1e-6, rel=1e-5)
 
 
 @pytest.mark.parametrize("method", ["hscl", "mmckd"])

@@ -154,3 +154,41 @@ def test_real_minilm_encoder_forward(tiny_data):
     with torch.no_grad():
         out = _forward(model, _batch(tiny_data, 4))
     assert out.prediction.shape == (4,) and torch.isfinite(out.prediction).all()
+
+
+@pytest.mark.parametrize("faithful", [False, True])
+@pytest.mark.parametrize("ffn_mult", [1, 4])
+@pytest.mark.parametrize("training", [False, True])
+def test_fusion_first_row_is_row_0_of_the_whole_block(faithful, ffn_mult, training):
+    """`FusionBlock.first_row` (what HSCL and MM-CKD call) = `forward(...)[:, 0]`: values, gradients, and in
+    training the same dropout masks and the same random stream afterwards (so a seed's numbers stay)."""
+    from mmsa_core.models.blocks import FusionBlock
+
+    torch.manual_seed(0)
+    block = FusionBlock(32, 5, 4, 0.2, faithful, ffn_mult=ffn_mult).train(training)
+    n, length, frames = 6, 9, 7
+    e_t = torch.randn(n, length, 32, requires_grad=True)
+    e_m = torch.randn(n, frames, 5, requires_grad=True)
+    text_pad = torch.zeros(n, length, dtype=torch.bool)
+    text_pad[0, 6:] = text_pad[3, 4:] = True
+    stream_pad = torch.zeros(n, frames, dtype=torch.bool)
+    stream_pad[1, 3:] = True
+    inputs = [e_t, e_m, *block.parameters()]
+
+    torch.manual_seed(5)
+    whole = block(e_t, text_pad, e_m, stream_pad)[:, 0]
+    after_whole = torch.rand(4)
+    grads_whole = torch.autograd.grad(whole.square().sum(), inputs)
+    torch.manual_seed(5)
+    first = block.first_row(e_t, text_pad, e_m, stream_pad)
+    after_first = torch.rand(4)
+    grads_first = torch.autograd.grad(first.square().sum(), inputs)
+
+    assert first.shape == (n, 32)
+    torch.testing.assert_close(first, whole, rtol=1e-5, atol=1e-6)
+    assert torch.equal(after_first, after_whole)
+    for g_first, g_whole in zip(grads_first, grads_whole):
+        torch.testing.assert_close(g_first, g_whole, rtol=1e-4, atol=1e-5)
+    if training:  # dropout really acted: another seed gives another row 0
+        torch.manual_seed(6)
+        assert not torch.allclose(block.first_row(e_t, text_pad, e_m, stream_pad), first)

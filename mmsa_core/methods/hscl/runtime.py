@@ -96,8 +96,7 @@ class HSCLModel(nn.Module):
                 raise ValueError(f"modality {m!r} is configured but no {m} frames were given")
             e_m, pad = self.streams[m](frames, valid)  # (N, 1+L_m, d_m)
             reps[m] = e_m[:, 0]  # R_m: output at [CLS]
-            y_mt = self.fusion[m](e_t, text_pad, e_m, pad)  # (N, L_t, d_t)
-            reps[f"{m}t"] = y_mt[:, 0]  # R_mt: fused state at the text [CLS]
+            reps[f"{m}t"] = self.fusion[m].first_row(e_t, text_pad, e_m, pad)  # R_mt: Y_mt at the text [CLS]
             fused.append(reps[f"{m}t"])
         pooled = torch.stack(fused).mean(0) if fused else reps["t"]  # ½(R_at + R_vt) (N, d_t)
         prediction = self.head(pooled).squeeze(-1)  # (N,)

@@ -78,7 +78,7 @@ class CKDCore(nn.Module):
     def forward(self, batch: "Batch") -> CKDOutput:
         enc = self.encoders(batch)
         if self.fusion_kind == "attention":
-            fused = [self.fusion[m](enc.tokens, enc.text_pad, *enc.streams[m])[:, 0] for m in enc.streams]
+            fused = [self.fusion[m].first_row(enc.tokens, enc.text_pad, *enc.streams[m]) for m in enc.streams]
             h = torch.stack(fused).mean(0) if fused else enc.pooled["t"]  # (N, d_t)
         else:
             h = self.fusion(torch.cat([enc.pooled[m] for m in ("t", *enc.streams)], dim=-1))
