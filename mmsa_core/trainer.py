@@ -126,7 +126,7 @@ def build_model(cfg: RunConfig, data: "MSADataset") -> torch.nn.Module:
 
 def build_optimizer(cfg: RunConfig, runtime: MethodRuntime) -> torch.optim.Optimizer:
     """Adam over the method's parameter groups (default: text encoder and rest, spec §6)."""
-    return torch.optim.Adam(runtime.parameter_groups(), weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(runtime.parameter_groups(), weight_decay=cfg.weight_decay, fused=True)
 
 
 def load_run_data(cfg: RunConfig) -> "MSADataset":

@@ -163,32 +163,36 @@ def _dropout_first(drop: nn.Module, row: torch.Tensor, full: tuple[int, int], tr
 
 def _attend_first(mha: nn.MultiheadAttention, query: torch.Tensor, kv: torch.Tensor,
                   key_pad: torch.Tensor | None, query_len: int) -> torch.Tensor:
-    """`mha(query, kv, kv)` for a (N, 1, E) query, as its math path computes it (batch first).
+    """`mha(query, kv, kv)` (batch first) for one query row (N, 1, E), keys never projected.
 
+    With one query, each head's key and value projections fold into the query and the output
+    (W_k, W_v: (H, d, kdim)):  score_j = (q_h W_k,h) · x_j (+ q_h · b_k,h, the same for every j, which the
+    softmax cancels);  out_h = W_v,h (Σ_j w_j x_j) + (Σ_j w_j) b_v,h.  That is O(H · kdim) per key instead
+    of projecting every key to E (O(E · kdim)): the same function, rounded in another order.
     The attention dropout draws (N, H, query_len, S) noise and keeps row 0, like `_dropout_first`.
     """
-    n, s = kv.shape[:2]
+    n, s, kdim = kv.shape
     e, h = mha.embed_dim, mha.num_heads
     d = e // h
-    b_q, b_k, b_v = mha.in_proj_bias.chunk(3)
+    b_q, _, b_v = mha.in_proj_bias.chunk(3)
     if mha._qkv_same_embed_dim:
         w_q, w_k, w_v = mha.in_proj_weight.chunk(3)
     else:
         w_q, w_k, w_v = mha.q_proj_weight, mha.k_proj_weight, mha.v_proj_weight
-    q = nn.functional.linear(query, w_q, b_q).view(n, 1, h, d).transpose(1, 2)  # (N, H, 1, d)
-    k = nn.functional.linear(kv, w_k, b_k).view(n, s, h, d).transpose(1, 2)  # (N, H, S, d)
-    v = nn.functional.linear(kv, w_v, b_v).view(n, s, h, d).transpose(1, 2)
-    root_scale = math.sqrt(1.0 / math.sqrt(d))  # applied to q and k, as SDPA's math path does
-    scores = (q * root_scale) @ (k * root_scale).transpose(-1, -2)  # (N, H, 1, S)
+    q = nn.functional.linear(query[:, 0], w_q, b_q) * (1.0 / math.sqrt(d))  # (N, E)
+    q_k = torch.bmm(q.view(n, h, d).transpose(0, 1), w_k.view(h, d, kdim))  # (H, N, kdim)
+    scores = torch.bmm(q_k.transpose(0, 1), kv.transpose(1, 2))  # (N, H, S)
     if key_pad is not None:
-        scores = scores.masked_fill(key_pad[:, None, None, :], float("-inf"))
+        scores = scores.masked_fill(key_pad[:, None, :], float("-inf"))
     weights = scores.softmax(-1)
     p = float(mha.dropout)
     if mha.training and p > 0.0:
         noise = weights.new_empty(n, h, query_len, s).bernoulli_(1.0 - p)
-        weights = weights * noise[:, :, :1].div(1.0 - p)
-    out = (weights @ v).transpose(1, 2).reshape(n, 1, e)
-    return mha.out_proj(out)
+        weights = weights * noise[:, :, 0].div(1.0 - p)
+    context = torch.bmm(weights, kv)  # (N, H, kdim): Σ_j w_j x_j per head
+    out = torch.bmm(context.transpose(0, 1), w_v.view(h, d, kdim).transpose(1, 2))  # (H, N, d)
+    out = out.transpose(0, 1) + weights.sum(-1, keepdim=True) * b_v.view(h, d)  # (N, H, d)
+    return mha.out_proj(out.reshape(n, 1, e))
 
 
 def check_widths(cfg: "RunConfig", *, text_dim: int, audio_dim: int, vision_dim: int,
