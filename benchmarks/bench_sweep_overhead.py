@@ -2,6 +2,8 @@
 directly, and what running trials concurrently buys.
 
     python benchmarks/bench_sweep_overhead.py              # CPU: direct vs 1 vs 2 concurrent trials
+    python benchmarks/bench_sweep_overhead.py --quickstart           # at the README quickstart's trial size
+    python benchmarks/bench_sweep_overhead.py --skip-cpu --cpu-concurrency   # MiniLM trials 1, 2, 4 at a time
     python benchmarks/bench_sweep_overhead.py --gpu        # + 1, 2, 4 concurrent trials on one GPU
 
 CPU part: `--trials` fixed HSCL configurations (tiny encoder, small synthetic MOSI, fixed epochs,
@@ -11,9 +13,11 @@ the sweep's own trainable: object-store data, a checkpoint and one MLflow batch 
 reporting, driver-side statuses — with 1 CPU per trial and 1 trial at a time, (c) the same with 2
 concurrent trials on 2 CPUs. Ray's start-up is timed separately (paid once per sweep).
 
-GPU part (`--gpu`, needs CUDA): `--gpu-trials` trials with the MiniLM encoder on full-size synthetic
-MOSI, 1, 2 and 4 at a time on one GPU (gpus_per_trial = 1, 0.5, 0.25, each trial's CUDA memory
-capped to its share); reports trials per hour. Without a GPU the JSON says so.
+Concurrency (`--cpu-concurrency` on the CPU, `--gpu` on one GPU, needs CUDA): `--concurrency-trials`
+trials of `--concurrency-encoder` (MiniLM by default) on full-size synthetic MOSI, 1, 2 and 4 at a time
+(CPU: 2 / k cores per trial; GPU: gpus_per_trial = 1, 0.5, 0.25, each trial's CUDA memory capped to its
+share); reports samples/s inside each trial's epochs, in all, and trials per hour. Without a GPU the
+JSON says so.
 
 Prints a table and writes ``benchmarks/results/sweep_overhead.json``.
 """
@@ -83,7 +87,8 @@ def bench_cpu(args, root: str) -> dict:
     from sweeps.tune_runner import connect, share_dataset
 
     configs = _configs(args.trials, text_encoder="tiny", synthetic_train=args.train_size,
-                       synthetic_valid=args.train_size // 2, synthetic_test=args.train_size // 2,
+                       synthetic_valid=args.valid_size or args.train_size // 2,
+                       synthetic_test=args.test_size or args.train_size // 2,
                        batch_size=32, max_epochs=args.epochs, patience=args.epochs, lr_text=1e-3,
                        av_layers=1, num_threads=1)
     data = load_run_data(configs[0])
@@ -126,10 +131,12 @@ def bench_cpu(args, root: str) -> dict:
     }
 
 
-def bench_gpu(args, root: str) -> dict:
+def bench_concurrency(args, root: str, device: str) -> dict:
+    """Trials of `args.concurrency_encoder` 1, 2 and 4 at a time: on the CPU (2 / k CPUs each) or on
+    one GPU (1 / k of it each, CUDA memory capped to that share): samples/s per trial, trials/hour."""
     import torch
 
-    if not torch.cuda.is_available():
+    if device == "gpu" and not torch.cuda.is_available():
         return {"available": False,
                 "note": "no CUDA device on this machine: trials per hour on one GPU were not measured; "
                         "run `python benchmarks/bench_sweep_overhead.py --gpu` on a GPU node"}
@@ -139,22 +146,31 @@ def bench_gpu(args, root: str) -> dict:
     from sweeps.tracking import Tracker
     from sweeps.tune_runner import connect, share_dataset
 
-    configs = _configs(args.gpu_trials, text_encoder=args.gpu_encoder, max_epochs=args.gpu_epochs,
-                       patience=args.gpu_epochs)
+    epochs = args.concurrency_epochs
+    cpus_total = os.cpu_count() or 2
+    configs = _configs(args.concurrency_trials, text_encoder=args.concurrency_encoder, max_epochs=epochs,
+                       patience=epochs, device="cuda" if device == "gpu" else "cpu")
     data = load_run_data(configs[0])
-    connect(num_cpus=os.cpu_count())
+    connect(num_cpus=cpus_total)
     shared = share_dataset(data)
-    tracker = Tracker(f"sqlite:///{root}/mlflow-gpu.db")
+    tracker = Tracker(f"sqlite:///{root}/mlflow-{device}.db")
     exp = tracker.experiment(data.name)
-    cpus = max(1, (os.cpu_count() or 4) // 4)
-    out = {"available": True, "device": torch.cuda.get_device_name(0), "trials": len(configs),
-           "epochs": args.gpu_epochs, "encoder": args.gpu_encoder, "sizes": data.sizes,
-           "cpus_per_trial": cpus, "by_concurrency": {}}
+    train_n = data.sizes["train"]
+    out = {"available": True, "device": torch.cuda.get_device_name(0) if device == "gpu" else f"{cpus_total} CPU cores",
+           "trials": len(configs), "epochs": epochs, "encoder": args.concurrency_encoder, "sizes": data.sizes,
+           "by_concurrency": {}}
     for k in (1, 2, 4):
-        wall, _ = _grid(configs, data=shared, tracker=tracker, experiment_id=exp, root=root,
-                        name=f"gpu-c{k}", cpu=cpus, gpu=1 / k, concurrent=k)
-        out["by_concurrency"][str(k)] = {"gpus_per_trial": 1 / k, "seconds": round(wall, 1),
-                                         "trials_per_hour": round(len(configs) / wall * 3600, 1)}
+        cpu = max(1, cpus_total // 4) if device == "gpu" else cpus_total / k
+        wall, epoch_seconds = _grid(configs, data=shared, tracker=tracker, experiment_id=exp, root=root,
+                                    name=f"{device}-c{k}", cpu=cpu, gpu=1 / k if device == "gpu" else 0,
+                                    concurrent=k)
+        per_trial = train_n * epochs * len(configs) / epoch_seconds  # samples/s inside one trial's epochs
+        out["by_concurrency"][str(k)] = {
+            "cpus_per_trial": cpu, "gpus_per_trial": 1 / k if device == "gpu" else 0, "seconds": round(wall, 1),
+            "samples_per_s_per_trial": round(per_trial, 1),
+            "samples_per_s_all_trials": round(train_n * epochs * len(configs) / wall, 1),
+            "trials_per_hour": round(len(configs) / wall * 3600, 1),
+            "trials_per_hour_20_epochs": round(len(configs) / wall * 3600 * epochs / 20, 2)}
     ray.shutdown()
     return out
 
@@ -164,13 +180,21 @@ def main() -> int:
     p.add_argument("--trials", type=int, default=4, help="CPU trials per mode (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=4, help="(default: %(default)s)")
     p.add_argument("--train-size", type=int, default=512, help="synthetic train samples (default: %(default)s)")
+    p.add_argument("--valid-size", type=int, default=0, help="(default: train size / 2)")
+    p.add_argument("--test-size", type=int, default=0, help="(default: train size / 2)")
+    p.add_argument("--quickstart", action="store_true",
+                   help="the README quickstart's trial: synthetic MOSI 1284/229/686, 8 epochs (tiny encoder)")
     p.add_argument("--gpu", action="store_true", help="also measure 1/2/4 concurrent trials on one GPU")
-    p.add_argument("--gpu-trials", type=int, default=8, help="(default: %(default)s)")
-    p.add_argument("--gpu-epochs", type=int, default=3, help="(default: %(default)s)")
-    p.add_argument("--gpu-encoder", default="minilm", help="(default: %(default)s)")
-    p.add_argument("--skip-cpu", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--cpu-concurrency", action="store_true",
+                   help="also measure 1/2/4 concurrent trials of --concurrency-encoder on the CPU")
+    p.add_argument("--concurrency-trials", type=int, default=4, help="(default: %(default)s)")
+    p.add_argument("--concurrency-epochs", type=int, default=1, help="(default: %(default)s)")
+    p.add_argument("--concurrency-encoder", default="minilm", help="(default: %(default)s)")
+    p.add_argument("--skip-cpu", action="store_true", help="skip the overhead measurement")
     p.add_argument("--output", default=os.path.join(_REPO, "benchmarks", "results", "sweep_overhead.json"))
     args = p.parse_args()
+    if args.quickstart:  # scripts/quickstart.sh: --data synthetic-mosi (its sizes) --max-epochs 8
+        args.train_size, args.valid_size, args.test_size, args.epochs = 1284, 229, 686, 8
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
     import torch
@@ -181,7 +205,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as root:
         if not args.skip_cpu:
             report["cpu"] = bench_cpu(args, root)
-        report["gpu"] = bench_gpu(args, root) if args.gpu else {
+        if args.cpu_concurrency:
+            report["cpu_concurrency"] = bench_concurrency(args, root, "cpu")
+        report["gpu"] = bench_concurrency(args, root, "gpu") if args.gpu else {
             "available": torch.cuda.is_available(),
             "note": ("not run (pass --gpu)" if torch.cuda.is_available() else
                      "no CUDA device on this machine: trials per hour on one GPU were not measured; "
@@ -202,13 +228,16 @@ def main() -> int:
               f"{c['epoch_seconds_sum_tune_1_concurrent']:.1f} s, 2 at once {c['epoch_seconds_sum_tune_2_concurrent']:.1f} s")
         print(f"  load average start/end        {report['machine']['load_average_at_start'][0]} / "
               f"{report['machine']['load_average_at_end'][0]} (other processes share these cores)")
-    g = report["gpu"]
-    if g.get("by_concurrency"):
-        print(f"one GPU ({g['device']}), {g['trials']} trials x {g['epochs']} epochs, {g['encoder']}:")
-        for k, v in g["by_concurrency"].items():
-            print(f"  {k} concurrent: {v['trials_per_hour']:.0f} trials/hour ({v['seconds']:.0f} s)")
-    else:
-        print(f"GPU: {g['note']}")
+    for key in ("cpu_concurrency", "gpu"):
+        g = report.get(key)
+        if g and g.get("by_concurrency"):
+            print(f"{g['device']}, {g['trials']} trials x {g['epochs']} epochs, {g['encoder']}, sizes {g['sizes']}:")
+            for k, v in g["by_concurrency"].items():
+                print(f"  {k} concurrent: {v['samples_per_s_per_trial']:.1f} samples/s per trial, "
+                      f"{v['samples_per_s_all_trials']:.1f} in all, {v['trials_per_hour']:.0f} trials/hour "
+                      f"({v['trials_per_hour_20_epochs']:.1f} of 20 epochs; {v['seconds']:.0f} s)")
+        elif g:
+            print(f"GPU: {g['note']}")
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output, "w") as f:
         json.dump(report, f, indent=2)

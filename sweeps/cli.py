@@ -19,7 +19,7 @@ import sys
 from typing import Any, Sequence
 
 from mmsa_core.methods import method_names  # the registry: pure Python
-from sweeps.config import SMOKE_DEFAULTS, SweepConfig, smoke_config  # light
+from sweeps.config import SAMPLERS, SMOKE_DEFAULTS, SweepConfig, smoke_config  # light
 
 _D = SweepConfig()
 _EXAMPLES = """\
@@ -73,7 +73,7 @@ def build_parser(default_method: str = _D.method, *, prog: str | None = None,
                                                   f"--smoke: {SMOKE_DEFAULTS['max_epochs']})")
     g.add_argument("--search-lr-dropout", action="store_true", default=None,
                    help="also search lr_text, lr_other and dropout")
-    g.add_argument("--sampler", choices=("tpe", "gp"), help=f"Optuna sampler (default: {_D.sampler})")
+    g.add_argument("--sampler", choices=SAMPLERS, help=f"Optuna sampler (default: {_D.sampler})")
     g.add_argument("--sampler-seed", type=int, help=f"(default: {_D.sampler_seed})")
     g.add_argument("--no-paper-start", dest="paper_start", action="store_false", default=None,
                    help="do not evaluate the preset's own loss weights as the first trial")

@@ -23,7 +23,7 @@ from typing import Any, Literal, Mapping
 
 from mmsa_core.config import SYNTHETIC_SOURCES, PRE_FIELD_VALUES, RunConfig, canonical_key, without_pre_field_values
 
-SAMPLERS: tuple[str, ...] = ("tpe", "gp")
+SAMPLERS: tuple[str, ...] = ("tpe", "gp", "random")  # random = MMSA's tune mode (uniform draws)
 PRESETS: tuple[str, ...] = ("auto", "mosi", "mosei")
 DEFAULT_FINAL_SEEDS: tuple[int, ...] = (1111, 1112, 1113, 1114, 1115)
 
@@ -84,7 +84,7 @@ class SweepConfig:
     max_epochs: int = 0  # 0 = the preset's (20)
     num_samples: int = 32  # search trials
     search_lr_dropout: bool = False  # also search lr_text, lr_other, dropout
-    sampler: str = "tpe"  # tpe (seeded, multivariate, constant liar) | gp
+    sampler: str = "tpe"  # tpe (seeded, multivariate, constant liar) | gp | random (for comparison)
     sampler_seed: int = 0
     paper_start: bool = True  # the first trial evaluates the preset's own loss weights
     asha_grace_period: int = 4  # epochs every trial gets before ASHA may stop it

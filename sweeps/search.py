@@ -288,6 +288,8 @@ def _optuna_search(cfg: SweepConfig, *, base: "RunConfig", mode: str, study_name
     space = SPACES[cfg.method]
     if cfg.sampler == "gp":
         sampler = optuna.samplers.GPSampler(seed=cfg.sampler_seed)
+    elif cfg.sampler == "random":
+        sampler = optuna.samplers.RandomSampler(seed=cfg.sampler_seed)
     else:
         sampler = optuna.samplers.TPESampler(seed=cfg.sampler_seed, multivariate=True,
                                              constant_liar=True)

@@ -9,11 +9,11 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from sweeps.config import smoke_config
+from sweeps.config import SAMPLERS, smoke_config
 from sweeps.spaces import SPACES
 
 
-@pytest.mark.parametrize("sampler", ["tpe", "gp"])
+@pytest.mark.parametrize("sampler", SAMPLERS)
 def test_searcher_starts_at_the_paper_point_and_writes_the_journal(tmp_path, sampler):
     from sweeps import tune_runner as tr
 
@@ -39,6 +39,9 @@ def test_searcher_starts_at_the_paper_point_and_writes_the_journal(tmp_path, sam
     again = tr._optuna_search(cfg, base=base, mode="min", study_name="s-other",
                               journal=str(tmp_path / "j2.log"))
     assert again.suggest("t0") == configs[0] and again.suggest("t1") == configs[1]
+    kind = {"tpe": optuna.samplers.TPESampler, "gp": optuna.samplers.GPSampler,
+            "random": optuna.samplers.RandomSampler}[sampler]
+    assert isinstance(again._ot_study.sampler, kind)  # the searcher Tune drives uses the sampler asked for
 
 
 def test_ghost_trials_left_running_are_failed(tmp_path):
