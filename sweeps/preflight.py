@@ -91,6 +91,18 @@ def _auth_header(parts: urllib.parse.SplitResult) -> str | None:
     return f"Bearer {token}" if token else None
 
 
+def _probe(request: urllib.request.Request, timeout: float) -> tuple[int | None, str]:
+    """(HTTP status, "") when the server answered, else (None, why not)."""
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read(1)
+            return 200, ""
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        return None, str(getattr(exc, "reason", exc))
+
+
 def _check_http(uri: str, timeout: float) -> None:
     shown = redact_uri(uri)
     parts = urllib.parse.urlsplit(uri)
@@ -102,16 +114,17 @@ def _check_http(uri: str, timeout: float) -> None:
     header = _auth_header(parts)
     if header:
         request.add_header("Authorization", header)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            response.read(1)
-        return
-    except urllib.error.HTTPError as exc:
-        code = exc.code
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
+    code, reason, waited = None, "", 0.0
+    for attempt_timeout in (timeout, 2 * timeout):  # a busy or cold server gets one longer second try
+        waited += attempt_timeout
+        code, reason = _probe(request, attempt_timeout)
+        if code == 200:
+            return
+        if code is not None or "timed out" not in reason:
+            break  # it answered, or refused / unknown host: no point in waiting longer
+    if code is None:
         raise PreflightError(
-            f"MLflow tracking server {shown} is not reachable ({reason}; waited at most {timeout:g} s). "
+            f"MLflow tracking server {shown} is not reachable ({reason}; waited at most {waited:g} s). "
             f"Start one, e.g. `mlflow server --host 127.0.0.1 --port {parts.port or 5000} "
             f"--backend-store-uri sqlite:///$PWD/runs/mlflow.db`, or log to a local store with "
             f"--tracking-uri sqlite:///<absolute path>/mlflow.db") from None
