@@ -32,19 +32,19 @@ def _claimed(marker) -> str:
 
 def test_hanging_trial_is_stopped_by_the_trial_timeout_and_the_sweep_goes_on(sweep_env, tmp_path):
     """(2) A trial hangs at epoch 2 (every attempt); ``--trial-timeout`` stops it: its run is
-    FAILED with ``error`` starting "trial timeout after 60 s" (and ``timeout_reason``), its
+    FAILED with ``error`` starting "trial timeout after 30 s" (and ``timeout_reason``), its
     epoch-1 metrics kept; the other trial and the final stage finish; the Optuna study has the
     hung trial as FAIL."""
     marker = tmp_path / "hang"
     uri, sweep_dir, _ = _sweep(tmp_path, sweep_env, "hang", [
-        "--max-epochs", "2", "--max-failures", "0", "--trial-timeout", "60",
+        "--max-epochs", "2", "--max-failures", "0", "--trial-timeout", "30",
         "--inject-fault", f"trial=*,epoch=2,times=-1,kind=hang,seconds=3600,marker={marker}"])
     client, search = check_nothing_lost(uri, sweep_dir, name="hang", num_samples=2, seeds=[1111],
                                         failed=1)
     hung = [r for r in search if r.data.tags["run_key"] == _claimed(marker)][0]
     assert hung.info.status == "FAILED"
-    assert hung.data.tags["error"].startswith("trial timeout after 60 s")
-    assert hung.data.tags["timeout_reason"].startswith("trial timeout after 60 s")
+    assert hung.data.tags["error"].startswith("trial timeout after 30 s")
+    assert hung.data.tags["timeout_reason"].startswith("trial timeout after 30 s")
     assert [m.step for m in client.get_metric_history(hung.info.run_id, "valid/mae")] == [1]
 
 
