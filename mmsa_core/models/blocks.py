@@ -130,7 +130,7 @@ class FusionBlock(nn.Module):
         would give it and keeps row 0, so on the CPU a seed gives the masks, and the numbers, of
         `forward` (tests/core/test_model.py checks both modes against it; on CUDA, whose fused dropout
         draws otherwise, the masks differ but follow the same law). Those draws are the price of
-        keeping recorded numbers: about 13 % of a batch-128 step at the authors' shapes on the CPU.
+        keeping recorded numbers: about 15 % of a batch-128 step at the authors' shapes on the CPU.
         """
         n, length, _ = e_t.shape
         self_mask = None if self.faithful else text_pad
