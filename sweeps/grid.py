@@ -69,8 +69,8 @@ def _require_complete(grid: Any, expected: int, what: str) -> None:
 def _prune_superseded_checkpoints(grid: Any) -> None:
     """Keep only each trial's latest checkpoint once its stage has ended.
 
-    Trials keep two while the stage runs (see `_tune_run_config`); once ``fit`` has returned
-    complete, Tune's final state names only the latest, and the other is disk nobody reads.
+    Trials keep `KEEP_CHECKPOINTS` while the stage runs (see `_tune_run_config`); once ``fit`` has returned
+    complete, Tune's final state names only the latest, and the others are disk nobody reads.
     """
     import pyarrow.fs
 
@@ -214,6 +214,9 @@ def _trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
+KEEP_CHECKPOINTS = 3  # per trial while a stage runs (see below)
+
+
 def _tune_run_config(*, name: str, storage_path: str, target: TrackingTarget, max_epochs: int,
                      max_failures: int, verbose: int, console: TrialConsole | None = None) -> Any:
     # Console: our `TrialConsole` lines from --verbose 1 on; Ray Tune's own reporter (trial
@@ -223,6 +226,11 @@ def _tune_run_config(*, name: str, storage_path: str, target: TrackingTarget, ma
     # 2, not 1: Tune deletes the evicted checkpoint when it registers a new one, *before* the
     # snapshot naming the new one is uploaded; a driver killed in between left a state that
     # pointed at a deleted checkpoint with num_to_keep=1 ("does not exist on storage anymore").
+    # 3, not 2: CI (2026-12-02) caught a SIGKILLed driver whose saved state still named a trial's
+    # checkpoint_000000 after the trial had registered 000001 and 000002 (the driver processed two
+    # results between snapshots), so 000000 was gone and the trial FAILED on resume. Three kept
+    # narrows that window to three results between snapshots; it does not close it.
+    # `_prune_superseded_checkpoints` deletes the extra ones once a stage has ended.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     callbacks = [StatusCallback(target, max_epochs=max_epochs),
                  StateBackupCallback(os.path.join(storage_path, name))]
@@ -231,4 +239,4 @@ def _tune_run_config(*, name: str, storage_path: str, target: TrackingTarget, ma
     return tune.RunConfig(
         name=name, storage_path=os.path.abspath(storage_path), verbose=ray_verbosity(verbose),
         failure_config=tune.FailureConfig(max_failures=max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2), callbacks=callbacks)
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS), callbacks=callbacks)
