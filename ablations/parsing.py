@@ -33,6 +33,52 @@ _ROBUSTNESS_KEYS = ("kinds", "modalities", "rates", "seed")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 # ---------------------------------------------------------------------------------------------
+# derived specs (command-line changes, a resolved sweep base): validated again
+
+
+def spec_with_changes(spec: AblationSpec, *, name: str | None = None, data: str | None = None,
+                      seeds: Sequence[int] | None = None, variants: Sequence[str] | None = None,
+                      base_set: Mapping[str, Any] | None = None,
+                      base_sweep: str | None = None, resolved_base: RunConfig | None = None,
+                      source: str = "command line") -> AblationSpec:
+    """A copy with command-line changes, validated again (an error names `source`).
+
+    `base_set` adds base overrides (they apply to every variant; a variant's own delta wins).
+    `variants` keeps only the named variants (the reference is always kept).
+    """
+    raw = spec.to_dict()
+    if variants is not None:
+        unknown = [v for v in variants if v not in spec.variant_names()]
+        if unknown:
+            raise AblationSpecError(f"{spec.source} (with {source} changes)",
+                                    [f"unknown variant(s) {unknown}; variants: {list(spec.variant_names())}"])
+        keep = {spec.reference, *variants}
+        raw["variants"] = [v for v in raw["variants"] if v["name"] in keep]
+    if name is not None:
+        raw["name"] = name
+    if data is not None:
+        raw["data"] = data
+    if seeds is not None:
+        raw["seeds"] = list(seeds)
+    base = raw.pop("base", None) or {}
+    sweep = base.get("sweep")
+    overrides = dict(base.get("overrides") or {}) if sweep is not None else dict(base)
+    overrides.update(base_set or {})
+    sweep = base_sweep if base_sweep is not None else sweep
+    raw["base"] = {"sweep": sweep, "overrides": overrides} if sweep is not None else overrides
+    changed = parse_spec(raw, source=f"{spec.source} (with {source} changes)",
+                         resolved_base=resolved_base if resolved_base is not None else spec.resolved_base)
+    return replace(changed, source=spec.source)
+
+
+def spec_on_base(spec: AblationSpec, resolved: RunConfig) -> AblationSpec:
+    """The spec with its `{sweep: ...}` base replaced by that sweep's best configuration."""
+    resolved_spec = parse_spec(spec.to_dict(), source=f"{spec.source} (on the best configuration of sweep "
+                                                      f"{spec.base_sweep!r})", resolved_base=resolved)
+    return replace(resolved_spec, source=spec.source)
+
+
+# ---------------------------------------------------------------------------------------------
 # loading
 
 

@@ -108,20 +108,10 @@ class Study:
 
 def _sweep_base(method: str, sweep: str, data: str, tracker: Any) -> "RunConfig":
     """The best configuration of a finished sweep, resolved exactly as an ablation's
-    ``base: {sweep: ...}`` is (`ablations.runner.resolve_sweep_base`)."""
-    from ablations.runner import resolve_sweep_base
+    ``base: {sweep: ...}`` is (`ablations.runner.sweep_best_config`)."""
+    from ablations.runner import sweep_best_config
 
-    @dataclass(frozen=True)
-    class _Base:  # the few attributes resolve_sweep_base reads of an AblationSpec
-        base_sweep: str
-        data: str
-        method: str
-        source: str
-
-        def with_base(self, cfg: "RunConfig") -> "RunConfig":
-            return cfg
-
-    return resolve_sweep_base(_Base(sweep, data, method, f"--base-sweep {method}={sweep}"), tracker)  # type: ignore[arg-type]
+    return sweep_best_config(tracker, sweep, method=method, data=data, source=f"--base-sweep {method}={sweep}")
 
 
 def build_study(*, methods: Sequence[str], protocol: str = "evaluate", rates: Sequence[float] | None = None,

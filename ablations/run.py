@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a file (also under `ray job submit`): im
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
     sys.path.insert(0, str(_HERE.parent))
 
-from ablations.spec import AblationSpec, AblationSpecError, load_spec  # noqa: E402  (no torch/ray)
+from ablations.spec import AblationSpec, AblationSpecError, load_spec, spec_with_changes  # noqa: E402  (no torch/ray)
 from mmsa_core.config import parse_assignments  # noqa: E402  (pure Python)
 
 DEFAULT_STORAGE = "runs/sweeps"  # = the sweeps' default: studies in <storage>/ablations/<name>, one MLflow store
@@ -106,7 +106,7 @@ def spec_from_args(args: argparse.Namespace) -> AblationSpec:
             raise AblationSpecError(f"{spec.source} (command line)",
                                     [f"--seeds {args.seeds!r}: expected comma-separated integers"]) from None
     variants = None if args.variants is None else [v for v in args.variants.replace(" ", "").split(",") if v]
-    return spec.with_changes(name=args.name, data=args.data, seeds=seeds, variants=variants,
+    return spec_with_changes(spec, name=args.name, data=args.data, seeds=seeds, variants=variants,
                              base_set=base_set, base_sweep=args.base_sweep)
 
 

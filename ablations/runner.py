@@ -297,18 +297,26 @@ def run_ablation(spec: AblationSpec, opts: RunOptions = RunOptions()) -> Ablatio
 
 
 def resolve_sweep_base(spec: AblationSpec, tracker: "Tracker") -> AblationSpec:
-    """`spec` on the best configuration of the sweep its base names (by name or parent run id).
+    """`spec` on the best configuration of the sweep its base names (by name or parent run id)."""
+    from ablations.spec import spec_on_base
 
-    Looks in the spec's dataset experiment first, then in every ``mmsa-*`` experiment.
+    assert spec.base_sweep is not None
+    cfg = sweep_best_config(tracker, spec.base_sweep, method=spec.method, data=spec.data, source=spec.source)
+    return spec_on_base(spec, cfg)
+
+
+def sweep_best_config(tracker: "Tracker", name: str, *, method: str, data: str, source: str) -> "RunConfig":
+    """The best configuration (``best_config.json``) of the finished sweep `name` (name or parent run id).
+
+    Looks in `data`'s experiment first, then in every ``mmsa-*`` experiment; refuses a sweep of
+    another method, naming it (`source` says where the request came from).
     """
     from mmsa_core.config import RunConfig
     from sweeps.config import data_name
     from sweeps.tracking import experiment_name
 
-    name = spec.base_sweep
-    assert name is not None
     client = tracker.client
-    wanted = experiment_name(data_name(spec.data))
+    wanted = experiment_name(data_name(data))
     exps = client.search_experiments()
     exps.sort(key=lambda e: (e.name != wanted, e.name))
     parent = None
@@ -324,7 +332,7 @@ def resolve_sweep_base(spec: AblationSpec, tracker: "Tracker") -> AblationSpec:
             parent = max(hits, key=lambda r: r.info.start_time or 0)  # the newest of that name
             break
     if parent is None:
-        raise AblationRunError(f"{spec.source}: base sweep {name!r} not found at {redact_uri(tracker.tracking_uri)}; "
+        raise AblationRunError(f"{source}: base sweep {name!r} not found at {redact_uri(tracker.tracking_uri)}; "
                                f"sweeps there: {sorted(set(available)) or '(none)'}")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
@@ -332,17 +340,17 @@ def resolve_sweep_base(spec: AblationSpec, tracker: "Tracker") -> AblationSpec:
         with open(local) as f:
             best = json.load(f)
     except Exception as exc:  # noqa: BLE001 - any store error means the same to the user
-        raise AblationRunError(f"{spec.source}: sweep {name!r} (run {parent.info.run_id}) has no readable "
+        raise AblationRunError(f"{source}: sweep {name!r} (run {parent.info.run_id}) has no readable "
                                f"best_config.json ({exc}); has its search stage finished?") from None
     values = dict(best.get("config", best))
     values.pop("_run", None)
     cfg = RunConfig.from_dict(values, source=f"best_config.json of sweep {name!r}")
-    if cfg.method != spec.method:
-        raise AblationSpecError(spec.source, [f"base: sweep {name!r} tuned method {cfg.method!r}, "
-                                              f"the spec ablates {spec.method!r}"])
-    if data_name(cfg.data) != data_name(spec.data):
-        log.warning("sweep %r was tuned on %s; the ablation runs on %s", name, cfg.data, spec.data)
-    return spec.with_base(cfg)
+    if cfg.method != method:
+        raise AblationSpecError(source, [f"base: sweep {name!r} tuned method {cfg.method!r}, "
+                                         f"the study runs {method!r}"])
+    if data_name(cfg.data) != data_name(data):
+        log.warning("sweep %r was tuned on %s; the study runs on %s", name, cfg.data, data)
+    return cfg
 
 
 # =============================================================================================

@@ -175,51 +175,6 @@ class AblationSpec:
                 seen[key] = name
         return dups
 
-    # -- derived specs -----------------------------------------------------------------------------
-    def with_changes(self, *, name: str | None = None, data: str | None = None,
-                     seeds: Sequence[int] | None = None, variants: Sequence[str] | None = None,
-                     base_set: Mapping[str, Any] | None = None,
-                     base_sweep: str | None = None, resolved_base: RunConfig | None = None,
-                     source: str = "command line") -> "AblationSpec":
-        """A copy with command-line changes, validated again (an error names `source`).
-
-        `base_set` adds base overrides (they apply to every variant; a variant's own delta wins).
-        `variants` keeps only the named variants (the reference is always kept).
-        """
-        raw = self.to_dict()
-        if variants is not None:
-            unknown = [v for v in variants if v not in self.variant_names()]
-            if unknown:
-                raise AblationSpecError(f"{self.source} (with {source} changes)",
-                                        [f"unknown variant(s) {unknown}; variants: {list(self.variant_names())}"])
-            keep = {self.reference, *variants}
-            raw["variants"] = [v for v in raw["variants"] if v["name"] in keep]
-        if name is not None:
-            raw["name"] = name
-        if data is not None:
-            raw["data"] = data
-        if seeds is not None:
-            raw["seeds"] = list(seeds)
-        base = raw.pop("base", None) or {}
-        sweep = base.get("sweep")
-        overrides = dict(base.get("overrides") or {}) if sweep is not None else dict(base)
-        overrides.update(base_set or {})
-        sweep = base_sweep if base_sweep is not None else sweep
-        raw["base"] = {"sweep": sweep, "overrides": overrides} if sweep is not None else overrides
-        from ablations.parsing import parse_spec
-
-        spec = parse_spec(raw, source=f"{self.source} (with {source} changes)",
-                          resolved_base=resolved_base if resolved_base is not None else self.resolved_base)
-        return replace(spec, source=self.source)
-
-    def with_base(self, resolved: RunConfig) -> "AblationSpec":
-        """The spec with its `{sweep: ...}` base replaced by that sweep's best configuration."""
-        from ablations.parsing import parse_spec
-
-        spec = parse_spec(self.to_dict(), source=f"{self.source} (on the best configuration of sweep "
-                                                 f"{self.base_sweep!r})", resolved_base=resolved)
-        return replace(spec, source=self.source)
-
     # -- serialisation -----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The spec as data (what is logged as `ablation_spec.yaml`)."""

@@ -294,7 +294,7 @@ def _optuna_search(cfg: SweepConfig, *, base: "RunConfig", mode: str, study_name
         sampler = optuna.samplers.TPESampler(seed=cfg.sampler_seed, multivariate=True,
                                              constant_liar=True)
     storage = JournalStorage(JournalFileBackend(journal))
-    start = [space.start_point(base, cfg.search_lr_dropout)] if cfg.paper_start else None
+    start = [space.start_point(base.to_dict(), cfg.search_lr_dropout)] if cfg.paper_start else None
     return JournalSafeOptunaSearch(space=define_by_run_for(space, base.to_dict(), cfg.search_lr_dropout),
                                    metric=obj.OBJECTIVE, mode=mode, sampler=sampler,
                                    study_name=study_name, storage=storage, points_to_evaluate=start)

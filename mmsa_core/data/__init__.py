@@ -6,7 +6,8 @@ transformers; `mmsa_core.data.batching` (torch) and the tokenizer load when used
 """
 
 from mmsa_core.data.corruption import Corruption, apply_corruption
-from mmsa_core.data.dataset import MSADataset, SplitArrays, load_dataset
+from mmsa_core.data.arrays import MSADataset, SplitArrays
+from mmsa_core.data.dataset import load_dataset
 from mmsa_core.data.pickle_io import DataFileError, UnsafePickleError, convert_to_npz
 from mmsa_core.data.synthetic import make_synthetic
 from mmsa_core.data.validate import DataValidationError, validate_dataset, validate_raw

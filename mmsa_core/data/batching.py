@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 if TYPE_CHECKING:
-    from mmsa_core.data.dataset import SplitArrays
+    from mmsa_core.data.arrays import SplitArrays
 
 __all__ = ["Batch", "SplitDataset", "make_loader"]
 

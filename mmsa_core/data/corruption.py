@@ -160,7 +160,7 @@ _SPLIT_KEYS = ("text_ids", "text_mask", "text_type", "audio", "audio_lengths", "
 
 def apply_corruption(data: T, corruption: Corruption) -> T:
     """Return a corrupted copy of a `SplitArrays` or a `Batch` (same type; input untouched)."""
-    from mmsa_core.data.dataset import SplitArrays
+    from mmsa_core.data.arrays import SplitArrays
 
     if not isinstance(corruption, Corruption):
         raise TypeError(f"corruption must be a Corruption, got {type(corruption).__name__}")

@@ -33,8 +33,7 @@ Note that this project z-normalises acoustic / visual features with train statis
 them, so a zeroed frame holds the train mean (MMSA zeroes the raw features).
 
 Training batches (MM-CKD's students draw a fresh mask per batch) use the torch twin of these rules,
-`mmsa_core.data.masking_torch.mask_batch` / `drop_batch_modalities` (also importable from here:
-``from mmsa_core.data.masking import mask_batch`` imports torch at that moment). The split keeps
+`mmsa_core.data.masking_torch.mask_batch` / `drop_batch_modalities`. The split keeps
 ``import mmsa_core.data.masking`` torch-free, as ``mmsa_core.data`` is (cf. ``dataset`` / ``batching``).
 The older `mmsa_core.data.corruption` path ([MASK] ids, counter-based draws) is a different protocol.
 """
@@ -50,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from mmsa_core.data.dataset import MSADataset, SplitArrays
+    from mmsa_core.data.arrays import MSADataset, SplitArrays
 
 __all__ = [
     "RATES", "DEFAULT_SEEDS", "UNK_ID", "MASK_MODALITIES", "check_rate", "check_modalities",
@@ -254,11 +253,3 @@ def tokenizer_unk_id(text_encoder: str) -> int:
         raise ValueError(f"text encoder {text_encoder!r}: its tokenizer has no unk token; pass unk_id explicitly")
     return int(unk)
 
-
-def __getattr__(name: str) -> Any:
-    """The torch twin's functions, imported (with torch) on first use."""
-    if name in ("mask_batch", "drop_batch_modalities"):
-        from mmsa_core.data import masking_torch
-
-        return getattr(masking_torch, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

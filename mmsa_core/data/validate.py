@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from mmsa_core.data.dataset import MSADataset
+    from mmsa_core.data.arrays import MSADataset
 
 __all__ = ["DataValidationError", "validate_raw", "validate_dataset", "REQUIRED_SPLITS", "REQUIRED_KEYS"]
 

@@ -18,14 +18,26 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 from mmsa_core.methods.space import OPTIM_PARAMS, Param, SearchSpace
 
-if TYPE_CHECKING:
-    from mmsa_core.config import RunConfig
-
 MODALITY_SUBSETS: tuple[str, ...] = ("t", "ta", "tv", "tav")
+
+
+class RunConfig(Protocol):
+    """What a method reads of a run's configuration; `mmsa_core.config.RunConfig` is the one there is.
+
+    A protocol, not an import: the configuration depends on the method registry (its fields come
+    from the methods' ``Params``), so the methods must not depend on the configuration module.
+    """
+
+    method: str
+    modalities: str
+    disabled_losses: tuple[str, ...]
+    method_params: Any
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
-
-if TYPE_CHECKING:
-    from mmsa_core.config import RunConfig
+from typing import Any, Mapping
 
 PARAM_KINDS = ("float", "int", "categorical")
 
@@ -109,10 +106,10 @@ class SearchSpace:
         """JSON-able description (artifact ``search_space.json`` and the configuration hash)."""
         return [p.describe() for p in self.params(with_optim)]
 
-    def start_point(self, base: "RunConfig", with_optim: bool = False) -> dict[str, Any]:
-        """The base configuration's values for the searched keys (clipped into range); a
-        conditional parameter whose condition fails is left out, as Optuna would."""
-        values = base.to_dict()
+    def start_point(self, base: Mapping[str, Any], with_optim: bool = False) -> dict[str, Any]:
+        """The base configuration's values (its flat ``to_dict()``) for the searched keys, clipped
+        into range; a conditional parameter whose condition fails is left out, as Optuna would."""
+        values = dict(base)
         point: dict[str, Any] = {}
         for p in self.params(with_optim):
             if p.active({**values, **point}):

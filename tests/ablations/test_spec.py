@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ablations.spec import (DEFAULT_SEEDS, AblationSpecError, Robustness, load_spec, parse_spec,
-                            shipped_specs)
+from ablations.spec import (DEFAULT_SEEDS, AblationSpecError, Robustness, load_spec, parse_spec, shipped_specs,
+                            spec_on_base, spec_with_changes)
 from mmsa_core.config import RunConfig
 from mmsa_core.methods.hscl import TERMS as HSCL_LOSS_TERMS
 from tests.core.conftest import run_config
@@ -100,18 +100,18 @@ def test_command_line_changes_apply_to_the_base_and_are_validated(tmp_path):
     spec = load_spec(write(tmp_path, """
         variants: [{name: full}, {name: small, overrides: {max_epochs: 7}}]
     """))
-    changed = spec.with_changes(seeds=[1, 2], base_set={"max_epochs": "3", "text_encoder": "tiny"}, name="x")
+    changed = spec_with_changes(spec, seeds=[1, 2], base_set={"max_epochs": "3", "text_encoder": "tiny"}, name="x")
     assert changed.name == "x" and changed.seeds == (1, 2)
     assert changed.config("full").max_epochs == 3 and changed.config("small").max_epochs == 7
     assert changed.source == spec.source
-    only = spec.with_changes(variants=["small"], source="command line")
+    only = spec_with_changes(spec, variants=["small"], source="command line")
     assert only.variant_names() == ("full", "small")  # the reference is always kept
     with pytest.raises(AblationSpecError, match=r"unknown variant\(s\) \['big'\]"):
-        spec.with_changes(variants=["big"])
+        spec_with_changes(spec, variants=["big"])
     with pytest.raises(AblationSpecError, match=r"unknown configuration field\(s\) \['max_epoch'\]"):
-        spec.with_changes(base_set={"max_epoch": 3})
+        spec_with_changes(spec, base_set={"max_epoch": 3})
     with pytest.raises(AblationSpecError, match="command line"):
-        spec.with_changes(seeds=[])
+        spec_with_changes(spec, seeds=[])
 
 
 # --- each kind of invalid spec --------------------------------------------------------------------
@@ -283,7 +283,7 @@ def test_every_problem_in_one_error(tmp_path):
 def test_base_from_a_sweep_is_checked_for_shape(tmp_path):
     spec = load_spec(write(tmp_path, "base: {sweep: hscl-s1, overrides: {max_epochs: 3}}\nvariants: [full]\n"))
     assert spec.base_sweep == "hscl-s1" and spec.config("full").max_epochs == 3
-    resolved = spec.with_base(run_config(omega1=0.5, seed=9))
+    resolved = spec_on_base(spec, run_config(omega1=0.5, seed=9))
     assert resolved.config("full").params.omega1 == 0.5 and resolved.config("full").max_epochs == 3
     assert resolved.config("full").seed == DEFAULT_SEEDS[0]
     e = error_of(tmp_path, "base: {sweep: 12, extra: 1}\nvariants: [full]\n")
@@ -357,7 +357,7 @@ def test_every_shipped_variant_trains_one_epoch_on_synthetic_data():
 
     configs = {}
     for path in SHIPPED:
-        spec = load_spec(path).with_changes(base_set=_ONE_STEP, seeds=[1111], source="test")
+        spec = spec_with_changes(load_spec(path), base_set=_ONE_STEP, seeds=[1111], source="test")
         for name, cfg in spec.configs().items():
             configs.setdefault(cfg.to_json(), (f"{path.stem}:{name}", cfg))
     data = load_run_data(next(iter(configs.values()))[1])

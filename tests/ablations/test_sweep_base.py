@@ -51,7 +51,7 @@ def test_unknown_sweep_lists_the_sweeps_there(store):
 
 def test_a_sweep_of_another_method_is_refused(store):
     _, _, tracker = store
-    with pytest.raises(AblationSpecError, match="tuned method 'hscl', the spec ablates 'l1'"):
+    with pytest.raises(AblationSpecError, match="tuned method 'hscl', the study runs 'l1'"):
         resolve_sweep_base(parse_spec({"name": "x", "method": "l1", "base": {"sweep": "s1"},
                                        "variants": ["full"]}, source="x.yaml"), tracker)
 

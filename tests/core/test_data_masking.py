@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from mmsa_core.data.dataset import SplitArrays
+from mmsa_core.data.arrays import SplitArrays
 from mmsa_core.data.masking import (
     DEFAULT_SEEDS,
     RATES,
@@ -203,7 +203,7 @@ def test_the_original_split_is_never_modified():
 
 
 def test_masked_dataset_masks_the_named_splits_with_the_same_seeds():
-    from mmsa_core.data.dataset import MSADataset
+    from mmsa_core.data.arrays import MSADataset
 
     data = MSADataset(name="toy", source="toy", splits={"train": _split(seed=1), "valid": _split(seed=2),
                                                           "test": _split(seed=3)})
@@ -321,11 +321,3 @@ def test_drop_batch_modalities_per_sample_and_whole():
     with pytest.raises(ValueError, match="modalities"):
         drop_batch_modalities(batch, "t")
 
-
-def test_lazy_reexport_of_the_torch_functions():
-    from mmsa_core.data import masking, masking_torch
-
-    assert masking.mask_batch is masking_torch.mask_batch
-    assert masking.drop_batch_modalities is masking_torch.drop_batch_modalities
-    with pytest.raises(AttributeError):
-        masking.nothing_here  # noqa: B018

@@ -61,7 +61,7 @@ def test_defaults_lie_inside_the_search_space(method, dataset):
             assert values[p.name] in p.choices, p.name
         else:
             assert p.low <= values[p.name] <= p.high, f"{p.name}={values[p.name]} outside [{p.low}, {p.high}]"
-    start = space.start_point(cfg, True)
+    start = space.start_point(cfg.to_dict(), True)
     assert RunConfig.from_dict(start, base=cfg) == cfg, "the start point is the paper's configuration"
 
 

@@ -349,7 +349,7 @@ def test_search_space_is_methods_md():
     assert (space["clfa.tau"].low, space["clfa.tau"].high, space["clfa.tau"].log) == (0.03, 0.3, True)
     assert space["clfa.width"].kind == "categorical" and space["clfa.width"].choices == (256, 512)
     assert space["clfa.pooling"].kind == "categorical" and space["clfa.pooling"].choices == ("mean", "cls")
-    start = METHOD.search_space().start_point(RunConfig.paper("clfa"))
+    start = METHOD.search_space().start_point(RunConfig.paper("clfa").to_dict())
     assert start == {"clfa.alpha": 1.0, "clfa.tau": 0.1, "clfa.width": 512, "clfa.pooling": "mean"}
     RunConfig.from_dict({"method": "clfa", **{k: space[k].choices[0] for k in ("clfa.width", "clfa.pooling")}})
 

@@ -333,7 +333,7 @@ def test_search_space():
     assert not p["hycon.hard_beta"].active({"hycon.hard_negatives": False})
     assert p["hycon.hard_beta"].active({"hycon.hard_negatives": True})
     for dataset in ("mosi", "mosei"):
-        start = space.start_point(RunConfig.paper("hycon", dataset))
+        start = space.start_point(RunConfig.paper("hycon", dataset).to_dict())
         assert "hycon.hard_beta" not in start  # the switch is off by default
         values = RunConfig.paper("hycon", dataset).to_dict()
         for q in space.params():

@@ -378,7 +378,7 @@ def test_facts_space_and_published():
     assert METHOD.replacement("supcon", "supcr").changes == {"contrast": "supcr"}
     mosei = RunConfig.paper("mmckd", "mosei")
     assert mosei.data == "synthetic-mosei" and mosei.params == Params()
-    start = METHOD.search_space().start_point(cfg)
+    start = METHOD.search_space().start_point(cfg.to_dict())
     assert start["mmckd.students"] == 2 and start["mmckd.contrast"] == "supcon"
 
 

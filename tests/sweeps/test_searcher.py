@@ -25,7 +25,7 @@ def test_searcher_starts_at_the_paper_point_and_writes_the_journal(tmp_path, sam
     for i in range(4):
         configs.append(searcher.suggest(f"t{i}"))
         searcher.on_trial_complete(f"t{i}", result={"objective": 1.0 - 0.1 * i})
-    assert configs[0] == SPACES["hscl"].start_point(base)
+    assert configs[0] == SPACES["hscl"].start_point(base.to_dict())
     for c in configs:
         for p in SPACES["hscl"].params():
             assert p.low <= c[p.name] <= p.high

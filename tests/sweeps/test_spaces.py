@@ -34,7 +34,7 @@ def test_paper_values_lie_inside_the_ranges(preset):
     for p in SPACES["hscl"].params(True):
         assert p.low <= values[p.name] <= p.high, p.name
     p = preset.params
-    assert SPACES["hscl"].start_point(preset) == {"hscl.omega1": p.omega1, "hscl.omega2": p.omega2,
+    assert SPACES["hscl"].start_point(preset.to_dict()) == {"hscl.omega1": p.omega1, "hscl.omega2": p.omega2,
                                                    "hscl.alpha": p.alpha, "hscl.tau": p.tau}
 
 
@@ -84,7 +84,7 @@ def test_start_point_skips_a_parameter_whose_condition_fails():
     cfg = RunConfig()
     space = SearchSpace("hscl", core=(Param("hscl.label_info", kind="categorical", choices=("supcr", "infonce")),
                                        Param("hscl.tau", 0.05, 1.0, True, when={"hscl.label_info": ("infonce",)})))
-    assert space.start_point(cfg) == {"hscl.label_info": "supcr"}
+    assert space.start_point(cfg.to_dict()) == {"hscl.label_info": "supcr"}
 
 
 def test_description_is_json_and_names_the_distribution():

@@ -62,7 +62,7 @@ from mmsa_core.methods.hscl import METHOD as _HSCL
 from mmsa_core.methods.space import Param
 
 if TYPE_CHECKING:
-    from mmsa_core.config import RunConfig
+    from mmsa_core.methods.base import RunConfig
 
 MODALITIES = ("t", "a", "v")
 ALIGN_TERMS = tuple(f"align_{m}" for m in MODALITIES)

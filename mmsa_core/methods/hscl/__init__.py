@@ -22,7 +22,7 @@ from mmsa_core.methods.base import Method, MethodParams, Replacement
 from mmsa_core.methods.space import LOSS_WEIGHT, Param
 
 if TYPE_CHECKING:
-    from mmsa_core.config import RunConfig
+    from mmsa_core.methods.base import RunConfig
 
 TERMS = ("task", "supcr_ta", "supcr_tv", "sim_ta", "sim_tv", "supcr_fusion")
 CONTRASTIVE_TERMS = ("supcr_ta", "supcr_tv", "supcr_fusion")

@@ -49,7 +49,7 @@ from mmsa_core.methods.hscl import METHOD as _HSCL
 from mmsa_core.methods.space import LOSS_WEIGHT, Param
 
 if TYPE_CHECKING:
-    from mmsa_core.config import RunConfig
+    from mmsa_core.methods.base import RunConfig
 
 TERMS = ("task", "intra", "inter", "semi", "refine")
 CLASS_RULES = ("sign2", "sign3", "round7")  # = mmsa_core.losses.CLASS_RULES (kept torch-free here)

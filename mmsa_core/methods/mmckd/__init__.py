@@ -66,7 +66,7 @@ from mmsa_core.methods.hscl import METHOD as _HSCL
 from mmsa_core.methods.space import LOSS_WEIGHT, Param
 
 if TYPE_CHECKING:
-    from mmsa_core.config import RunConfig
+    from mmsa_core.methods.base import RunConfig
 
 TERMS = ("task", "student_task", "mvsc")
 STUDENT_TERMS = ("student_task", "mvsc")  # the terms that need the students' forward passes

@@ -70,7 +70,7 @@ from mmsa_core.methods.hscl import METHOD as _HSCL
 from mmsa_core.methods.space import Param
 
 if TYPE_CHECKING:
-    from mmsa_core.config import RunConfig
+    from mmsa_core.methods.base import RunConfig
 
 TERMS = ("task", "uni_t", "uni_a", "uni_v")
 UNI_TERMS = ("uni_t", "uni_a", "uni_v")

@@ -38,7 +38,7 @@ from mmsa_core.methods.base import Method
 from mmsa_core.methods.space import Param
 
 if TYPE_CHECKING:
-    from mmsa_core.config import RunConfig
+    from mmsa_core.methods.base import RunConfig
 
 PAIRS = ("ta", "tv", "av")
 COV_TERMS = tuple(f"cov_{p}" for p in PAIRS)
