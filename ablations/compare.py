@@ -28,23 +28,23 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 if __package__ in (None, ""):  # run as a file (also under `ray job submit`): import from the repo root
     _HERE = Path(__file__).resolve().parent
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
     sys.path.insert(0, str(_HERE.parent))
 
-from ablations.schema import DATA_FIELDS  # noqa: E402  (pure Python)
-from mmsa_core.config import DATASET_PRESETS, RunConfig, parse_assignments  # noqa: E402
+from ablations.study import Study, StudyGrid, StudyOutcome, StudySummary, mean_std, run_study  # noqa: E402
+from mmsa_core.config import DATA_FIELDS, DATASET_PRESETS, RunConfig, dataset_preset_for, parse_assignments  # noqa: E402
 from mmsa_core.methods import method_names  # noqa: E402
+from mmsa_core.record_names import Tag  # noqa: E402
 from sweeps.preflight import redact_uri  # noqa: E402  (stdlib only)
-
-if TYPE_CHECKING:
-    from sweeps.config import GridRunResult
+from sweeps.runtime_options import RuntimeOptions, add_runtime_arguments  # noqa: E402  (stdlib only)
 
 STAGE = "final"  # what the report's method comparison reads
 KIND = "comparison"
+SUMMARY_ARTIFACT = "comparison_summary.json"
 DEFAULT_SEEDS = (1111, 1112, 1113)
 SMOKE_SET = dict(text_encoder="tiny", synthetic_train=96, synthetic_valid=48, synthetic_test=48, batch_size=32,
                  max_epochs=1, av_layers=1)
@@ -85,7 +85,7 @@ def build_comparison(methods: Sequence[str], *, data: str = "synthetic-mosi", pr
     if not seeds or len(set(seeds)) != len(seeds):
         problems.append(f"seeds {list(seeds)} must be a non-empty list without duplicates")
     if preset == "auto":
-        preset = "mosei" if "mosei" in os.path.basename(data).lower() else "mosi"
+        preset = dataset_preset_for(data)
     if preset not in DATASET_PRESETS:
         problems.append(f"preset {preset!r} must be one of {list(DATASET_PRESETS)} or auto")
     if problems:
@@ -115,59 +115,51 @@ def build_comparison(methods: Sequence[str], *, data: str = "synthetic-mosi", pr
     return Comparison(name=name or f"compare-{data_name(data)}", data=data, configs=configs, seeds=seeds)
 
 
-@dataclass
-class ComparisonResult:
-    comparison: Comparison
-    tracking_uri: str
-    experiment_id: str
-    parent_run_id: str
-    results: list[tuple[str, int, "GridRunResult"]]
+def comparison_study(comp: Comparison) -> Study:
+    """The comparison as a study: one grid of (method, seed), seed-major (an interrupted comparison
+    has every method on its first seeds), children ``stage=final`` (what the method table reads)."""
+    from sweeps.config import GridRun
 
-    @property
-    def ok(self) -> bool:
-        return all(r.status in ("FINISHED", "SKIPPED") for _, _, r in self.results)
-
-
-def run_comparison(comp: Comparison, *, storage_path: str = "runs/sweeps", tracking_uri: str = "",
-                   address: str = "", num_cpus: int = 0, cpus_per_trial: float = 1.0,
-                   gpus_per_trial: float = 0.0, max_concurrent: int = 0, max_failures: int = 2,
-                   verbose: int = 1) -> ComparisonResult:
-    """Train every (method, seed) not yet finished under one parent run; returns the grid's results."""
-    from sweeps.cluster import prepare_data
-    from sweeps.config import GridRun, TrialResources, resolve_tracking_uri
-    from sweeps.grid import run_grid
-    from sweeps.lifecycle import connect_checked, parent_run, prepare_storage
-    from sweeps.tracking import Tracker
-
-    uri = resolve_tracking_uri(tracking_uri, storage_path)
-    resources = TrialResources(cpu=cpus_per_trial, gpu=gpus_per_trial)
-    directory = os.path.join(os.path.abspath(os.path.expanduser(storage_path)), "comparisons", comp.name)
-    prepare_storage(directory, uri)
-    data = prepare_data(next(iter(comp.configs.values())))
-    tracker = Tracker(uri)
-    experiment_id = tracker.experiment(data.name)
-    connect_checked(address, num_cpus, resources)
-    tags = {"method": ",".join(comp.configs), "dataset": data.name, "sampler": "grid",
-            "config_hash": comp.fingerprint(), "seeds": ",".join(map(str, comp.seeds)), "methods": ",".join(comp.configs)}
-    runs, index = [], []
-    for seed in comp.seeds:  # seed-major: an interrupted comparison has every method on its first seeds
+    runs = []
+    for seed in comp.seeds:
         for method, cfg in comp.configs.items():
             key = comp.run_key(method, seed)
             runs.append(GridRun(key=key, config=cfg.replace(seed=seed), name=f"{comp.name}-{key}",
-                                tags={"stage": STAGE, "method": method, "seed": str(seed)}))
-            index.append((method, seed))
-    with parent_run(tracker, experiment_id, name=comp.name, kind=KIND, tags=tags) as parent:
-        tracker.log_json(parent.run_id, {m: c.to_dict() for m, c in comp.configs.items()}, "comparison_configs.json")
-        print(f"comparison {comp.name!r}: {len(comp.configs)} methods x {len(comp.seeds)} seeds = {len(runs)} runs "
-              f"on {data.name}", flush=True)
-        grid_name = "grid-" + comp.fingerprint()
-        results = run_grid(runs, data=data, target=parent.target(dataset=data.name), storage_path=directory,
-                           name=grid_name, resources=resources, max_concurrent=max_concurrent,
-                           max_failures=max_failures, verbose=verbose)
-        out = ComparisonResult(comp, uri, experiment_id, parent.run_id,
-                               [(m, s, r) for (m, s), r in zip(index, results)])
-        parent.status = "FINISHED" if out.ok else "FAILED"
-    return out
+                                tags={Tag.STAGE: STAGE, Tag.METHOD: method, Tag.SEED: str(seed)}))
+    methods = ",".join(comp.configs)
+    note = (f"method comparison on {{data}} (train/valid/test {{sizes}}): {methods} from their paper defaults, "
+            f"seeds {','.join(map(str, comp.seeds))}.")
+    return Study(kind=KIND, name=comp.name, folder="comparisons", source=f"comparison {comp.name!r}",
+                 configs=dict(comp.configs), grids=(StudyGrid(name="grid-" + comp.fingerprint(), runs=tuple(runs),
+                                                             label="comparison"),),
+                 parent_tags={Tag.METHOD: methods, Tag.METHODS: methods, Tag.CONFIG_HASH: comp.fingerprint(),
+                              Tag.SEEDS: ",".join(map(str, comp.seeds))},
+                 description=note, artifacts={"comparison_configs.json": {m: c.to_dict() for m, c in comp.configs.items()}},
+                 summarize=_summary)
+
+
+def _summary(outcome: StudyOutcome) -> StudySummary:
+    by_method: dict[str, list[dict[str, float]]] = {}
+    for run, res in outcome.results:
+        if res.status in ("FINISHED", "SKIPPED") and res.best_test:
+            by_method.setdefault(run.tags[Tag.METHOD], []).append(res.best_test)
+    table = {m: {k: mean_std([r[k] for r in rows if k in r]) for k in ("mae", "corr", "acc2_non0")}
+             for m, rows in by_method.items()}
+    ranked = sorted(((row["mae"][0], m) for m, row in table.items() if row["mae"][2]), key=lambda x: x[0])
+    metrics = {f"{m}/test/{k}": v[0] for m, row in table.items() for k, v in row.items() if v[2]}
+    return StudySummary(
+        artifact_name=SUMMARY_ARTIFACT,
+        artifact={"comparison": outcome.study.name, "test": {m: {k: {"mean": v[0], "std": v[1], "n": v[2]}
+                                                               for k, v in row.items()} for m, row in table.items()},
+                  "runs": [{"method": run.tags[Tag.METHOD], "seed": int(run.tags[Tag.SEED]), "run_id": r.run_id,
+                            "status": r.status, "best_epoch": r.best_epoch} for run, r in outcome.results]},
+        description=("Test mae, mean over seeds: " + ", ".join(f"{m} {v:.4f}" for v, m in ranked) + ".") if ranked else "",
+        metrics=metrics)
+
+
+def run_comparison(comp: Comparison, runtime: RuntimeOptions) -> StudyOutcome:
+    """Train every (method, seed) not yet finished under one parent run (`ablations.study.run_study`)."""
+    return run_study(comparison_study(comp), runtime)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,16 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a configuration key for every method (a method's own <method>.<field> for that method)")
     p.add_argument("--smoke", action="store_true", help="tiny encoder, small synthetic splits, 1 epoch")
-    g = p.add_argument_group("where and how it runs")
-    g.add_argument("--storage-path", default="runs/sweeps", help="(default: %(default)s, the sweeps' store)")
-    g.add_argument("--tracking-uri", default="", help="MLflow URI (default: $MLFLOW_TRACKING_URI, else "
-                                                      "sqlite:///<storage-path>/mlflow.db)")
-    g.add_argument("--address", default="", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
-    g.add_argument("--num-cpus", type=int, default=0)
-    g.add_argument("--cpus-per-trial", type=float, default=1.0)
-    g.add_argument("--gpus-per-trial", type=float, default=0.0)
-    g.add_argument("--max-concurrent", type=int, default=0)
-    g.add_argument("--verbose", type=int, default=1)
+    add_runtime_arguments(p, storage_help="Tune state in <path>/comparisons/<name>; the MLflow store beside it")
     return p
 
 
@@ -206,21 +189,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from sweeps.cluster import SweepValidationError
-    from sweeps.state import SweepStateError
+    from sweeps.console import quiet_console
+    from sweeps.preflight import PreflightError, check_tracking
 
     try:
-        res = run_comparison(comp, storage_path=args.storage_path, tracking_uri=args.tracking_uri,
-                             address=args.address, num_cpus=args.num_cpus, cpus_per_trial=args.cpus_per_trial,
-                             gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent,
-                             verbose=args.verbose)
-    except (SweepValidationError, SweepStateError) as exc:
+        runtime = RuntimeOptions.from_args(args)
+        check_tracking(runtime.resolved_tracking_uri())
+        quiet_console(runtime.verbose)  # once the request is valid: it sets this process's environment
+        res = run_comparison(comp, runtime)
+    except (ValueError, PreflightError) as exc:  # StudyError included
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # SweepInterrupted included: Tune saved its state
         print(f"interrupted: {exc or 'Ctrl-C'}; re-run the same command to resume", file=sys.stderr)
         return 130
-    for method, seed, r in res.results:
+    for run, r in res.results:
+        method, seed = run.tags[Tag.METHOD], run.tags[Tag.SEED]
         mae = r.best_test.get("mae")
         print(f"  {method:<15} seed {seed}: {r.status:<8} test MAE {mae:.4f}" if mae is not None
               else f"  {method:<15} seed {seed}: {r.status}")

@@ -18,10 +18,10 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from ablations.checks import check_fields, semantic_problems
-from ablations.schema import (CORRUPTIBLE, CORRUPTIBLE_SUBSETS, DATA_FIELDS, DEFAULT_REFERENCE, DEFAULT_SEEDS,
+from ablations.schema import (CORRUPTIBLE, CORRUPTIBLE_SUBSETS, DEFAULT_REFERENCE, DEFAULT_SEEDS,
                               MODALITY_LETTERS, PRESETS, SPECS_DIR, TOP_LEVEL_FIELDS, AblationSpec,
                               AblationSpecError, Robustness, Variant)
-from mmsa_core.config import RunConfig, method_keys
+from mmsa_core.config import DATA_FIELDS, RunConfig, method_keys
 from mmsa_core.data.corruption import CORRUPTION_KINDS, MASKING_KIND
 from mmsa_core.methods import get_method, method_names
 from mmsa_core.methods.base import Method

@@ -31,8 +31,7 @@ if __package__ in (None, ""):  # run as a file (also under `ray job submit`): im
 
 from ablations.spec import AblationSpec, AblationSpecError, load_spec, spec_with_changes  # noqa: E402  (no torch/ray)
 from mmsa_core.config import parse_assignments  # noqa: E402  (pure Python)
-
-DEFAULT_STORAGE = "runs/sweeps"  # = the sweeps' default: studies in <storage>/ablations/<name>, one MLflow store
+from sweeps.runtime_options import RuntimeOptions, add_runtime_arguments  # noqa: E402  (pure Python)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,27 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--smoke", action="store_true",
                    help="tiny encoder, small synthetic splits, 2 epochs, 2 seeds: a check that everything runs")
     g.add_argument("--no-robustness", action="store_true", help="skip the spec's test-time robustness block")
-    g = p.add_argument_group("where and how it runs")
-    g.add_argument("--storage-path", default=DEFAULT_STORAGE,
-                   help="Ray Tune results and checkpoints go to <path>/ablations/<name> (shared storage "
-                        "on a multi-node cluster) (default: %(default)s)")
-    g.add_argument("--tracking-uri", default=None,
-                   help="MLflow URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<storage-path>/mlflow.db, "
-                        "the same store the sweeps use by default)")
-    g.add_argument("--address", default=None,
-                   help="Ray cluster address (default: $RAY_ADDRESS, else start a local Ray)")
-    g.add_argument("--num-cpus", type=int, default=0, help="CPUs of a local Ray (0 = all)")
-    g.add_argument("--cpus-per-trial", type=float, default=1.0, help="(default: %(default)s)")
-    g.add_argument("--gpus-per-trial", type=float, default=0.0,
-                   help="GPU share per trial; fractions (0.5, 0.25) put several trials on a GPU (default: %(default)s)")
-    g.add_argument("--max-concurrent", type=int, default=0, help="trials at once (0 = as resources allow)")
-    g.add_argument("--max-failures", type=int, default=2, help="retries per trial from its last checkpoint")
-    g.add_argument("--validate-only", action="store_true",
+    p.add_argument("--validate-only", action="store_true",
                    help="validate the spec with these changes (and resolve a sweep base if the tracking "
                         "store is reachable); launch nothing")
-    g.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2, 3),
-                   help="console output: 0 the summary only; 1 a line per trial event and a stage header; "
-                        "2 and 3 also every epoch and Ray Tune's own trial tables (default: %(default)s)")
+    add_runtime_arguments(p, storage_help="Ray Tune results and checkpoints go to <path>/ablations/<name> "
+                                          "(shared storage on a multi-node cluster); the MLflow store beside them")
     return p
 
 
@@ -117,30 +100,30 @@ def main(argv: list[str] | None = None) -> int:
     except (AblationSpecError, FileNotFoundError) as exc:
         print(exc, file=sys.stderr)
         return 2
-    from ablations.runner import AblationRunError, RunOptions, run_ablation, validate_only
+    from ablations.runner import run_ablation, validate_only
+    from ablations.study import StudyError
     from sweeps.console import quiet_console
 
-    quiet_console(args.verbose)
-
-    opts = RunOptions(storage_path=args.storage_path, tracking_uri=args.tracking_uri or "",
-                      address=args.address or "", num_cpus=args.num_cpus, cpus_per_trial=args.cpus_per_trial,
-                      gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent,
-                      max_failures=args.max_failures, robustness=not args.no_robustness,
-                      verbose=args.verbose)
+    try:
+        runtime = RuntimeOptions.from_args(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    quiet_console(runtime.verbose)
     if not args.validate_only:  # the tracking store answers (seconds) before Ray starts
         from sweeps.preflight import PreflightError, check_tracking
 
         try:
-            check_tracking(opts.resolved_tracking_uri())
+            check_tracking(runtime.resolved_tracking_uri())
         except PreflightError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     try:
         if args.validate_only:
-            print(validate_only(spec, opts))
+            print(validate_only(spec, runtime))
             return 0
-        summary = run_ablation(spec, opts)
-    except (AblationSpecError, AblationRunError, ValueError) as exc:
+        summary = run_ablation(spec, runtime, robustness=not args.no_robustness)
+    except (AblationSpecError, StudyError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # SweepInterrupted included: Tune saved its state

@@ -34,9 +34,6 @@ CORRUPTIBLE_SUBSETS = ("t", "a", "v", "ta", "tv", "av", "tav")
 # Fields a spec sets in one place only: the study's method and data are top-level keys, seeds come
 # from `seeds`. Inside a variant, modalities / disabled_losses / replacements have their own keys.
 TOP_LEVEL_FIELDS = ("method", "data", "seed")
-# Fields that decide the dataset arrays (mmsa_core.trainer.load_run_data): every variant of a study
-# trains on one shared dataset, so they belong in the base, never in a variant.
-DATA_FIELDS = ("data", "text_encoder", "max_text_len", "synthetic_train", "synthetic_valid", "synthetic_test")
 
 
 class AblationSpecError(ValueError):
@@ -91,10 +88,6 @@ class Robustness:
         return [Corruption(kind=k, modalities=m, rate=r, seed=self.seed)
                 for k in self.kinds for m in self.modalities for r in self.rates]
 
-    @staticmethod
-    def metric_prefix(corruption: Corruption) -> str:
-        """`robust/<kind>-<modalities>/r<rate:.2f>/test/` (docs/ARCHITECTURE.md, MLflow contract)."""
-        return f"robust/{corruption.key}/test/"
 
 
 @dataclass(frozen=True)

@@ -36,12 +36,12 @@ from __future__ import annotations
 
 from ablations.parsing import (load_spec, parse_spec, resolve_spec_path, shipped_specs, spec_on_base,
                                spec_with_changes)
-from ablations.schema import (DATA_FIELDS, DEFAULT_REFERENCE, DEFAULT_SEEDS, SPECS_DIR, AblationSpec,
+from ablations.schema import (DEFAULT_REFERENCE, DEFAULT_SEEDS, SPECS_DIR, AblationSpec,
                               AblationSpecError, Robustness, Trial, Variant, variant_config)
 from mmsa_core.data.corruption import CORRUPTION_KINDS
 
 __all__ = [
     "AblationSpec", "AblationSpecError", "Robustness", "Trial", "Variant", "DEFAULT_SEEDS",
-    "DEFAULT_REFERENCE", "DATA_FIELDS", "SPECS_DIR", "CORRUPTION_KINDS", "load_spec", "parse_spec",
+    "DEFAULT_REFERENCE", "SPECS_DIR", "CORRUPTION_KINDS", "load_spec", "parse_spec",
     "resolve_spec_path", "shipped_specs", "spec_on_base", "spec_with_changes", "variant_config",
 ]

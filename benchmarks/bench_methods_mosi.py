@@ -48,9 +48,9 @@ AUC_KEYS = ("mae", "acc2_non0")
 def _rows(results, keys=KEYS) -> dict:
     """method -> {metric: {mean, std}, n} over the FINISHED runs' unmasked best/test metrics."""
     by_method: dict[str, list] = {}
-    for tags, r in results:
+    for run, r in results:
         if r.status in ("FINISHED", "SKIPPED") and r.best_test:
-            by_method.setdefault(tags["method"], []).append(r.best_test)
+            by_method.setdefault(run.config.method, []).append(r.best_test)
     out = {}
     for method, done in by_method.items():
         out[method] = {k: {"mean": statistics.fmean(t[k] for t in done),
@@ -62,18 +62,18 @@ def _rows(results, keys=KEYS) -> dict:
 
 def _auc(tracker, results, rates) -> dict:
     """method -> {metric: {mean, std}} of the trapezoid AUC over `rates` (normalised by the span)."""
+    from mmsa_core.record_names import robust_metric
     from reports.tables import trapezoid_auc
-    from ablations.robustness import tokens_prefix
 
     per: dict[str, dict[str, list[float]]] = {}
-    for tags, r in results:
+    for run, r in results:
         if r.run_id is None or r.status not in ("FINISHED", "SKIPPED"):
             continue
         m = tracker.client.get_run(r.run_id).data.metrics
         for key in AUC_KEYS:
-            ys = [m.get(tokens_prefix(rate) + key) for rate in rates]
+            ys = [m.get(robust_metric("tokens", "tav", rate, key)) for rate in rates]
             if all(y is not None for y in ys):
-                per.setdefault(tags["method"], {}).setdefault(key, []).append(trapezoid_auc(list(rates), ys))
+                per.setdefault(run.config.method, {}).setdefault(key, []).append(trapezoid_auc(list(rates), ys))
     return {meth: {k: {"mean": statistics.fmean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0, "n": len(v)}
                    for k, v in d.items()} for meth, d in per.items()}
 
@@ -94,8 +94,8 @@ def main() -> None:
     p.add_argument("--out", default=None)
     args = p.parse_args()
 
-    from ablations.robustness import build_study, run_study
-    from ablations.runner import RunOptions
+    from ablations.robustness import build_study, format_outcome, run_robustness
+    from sweeps.runtime_options import RuntimeOptions
     from benchmarks.bench_mosi_vs_probe import probes
     from mmsa_core.config import parse_assignments
     from mmsa_core.data import load_dataset
@@ -114,15 +114,15 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     name = "bench-methods-" + os.path.basename(args.data).split(".")[0]
     study = build_study(methods=methods, data=args.data, seeds=seeds, overrides=values, name=name)
-    opts = RunOptions(storage_path=args.storage_path, num_cpus=args.num_cpus, cpus_per_trial=args.cpus_per_trial,
-                      verbose=1)
+    opts = RuntimeOptions(storage_path=args.storage_path, num_cpus=args.num_cpus, cpus_per_trial=args.cpus_per_trial,
+                          verbose=1)
     t0 = time.perf_counter()
     data = load_dataset(args.data, text_encoder="minilm")
     probe = probes(data)["text (MiniLM mean)"]
     print(f"ridge probe on frozen MiniLM: test MAE {probe['test']['mae']:.4f}, "
           f"Acc-2 non0 {probe['test']['acc2_non0']:.4f} (alpha {probe['alpha']})", flush=True)
-    res = run_study(study, opts)
-    print(res.format())
+    res = run_robustness(study, opts)
+    print(format_outcome(study, res))
     rows = _rows(res.results)
     for row in rows.values():
         row["beats_probe_mae"] = row["mae"]["mean"] < probe["test"]["mae"]
@@ -142,7 +142,7 @@ def main() -> None:
     if args.fusion_baseline and "hscl" in methods:
         old = build_study(methods=["hscl"], data=args.data, seeds=seeds, overrides={**values, "fusion_ffn_mult": 4},
                           name=f"bench-hscl-ffn4-{os.path.basename(args.data).split('.')[0]}")
-        old_res = run_study(old, opts)
+        old_res = run_robustness(old, opts)
         baseline = {"fusion_ffn_mult=4": _rows(old_res.results).get("hscl"),
                     "fusion_ffn_mult=1": rows.get("hscl"),
                     "auc_ffn4": _auc(tracker, old_res.results, old.rates).get("hscl")}

@@ -84,6 +84,7 @@ def main() -> int:
     seeds = [int(s) for s in args.sampler_seeds.split(",") if s.strip()]
 
     from sweeps.config import SweepConfig
+    from sweeps.runtime_options import RuntimeOptions
     from sweeps.search import run_sweep
     from sweeps.tracking import Tracker
 
@@ -97,8 +98,8 @@ def main() -> int:
     common = dict(method="hscl", data="synthetic-mosi", text_encoder="tiny", overrides=overrides,
                   max_epochs=args.max_epochs, num_samples=args.num_samples,
                   search_lr_dropout=not args.loss_weights_only, paper_start=False, final_seeds=(1111,),
-                  storage_path=storage, tracking_uri=uri, num_cpus=args.num_cpus,
-                  cpus_per_trial=args.cpus_per_trial, verbose=0)
+                  runtime=RuntimeOptions(storage_path=storage, tracking_uri=uri, num_cpus=args.num_cpus,
+                                         cpus_per_trial=args.cpus_per_trial, verbose=0))
     tracker = Tracker(uri)
     rows, t0 = [], time.perf_counter()
     for seed in seeds:

@@ -8,7 +8,7 @@ directly, and what running trials concurrently buys.
 
 CPU part: `--trials` fixed HSCL configurations (tiny encoder, small synthetic MOSI, fixed epochs,
 no early stopping, one torch thread each) are trained (a) by calling
-`mmsa_core.trainer.train` in a loop in this process, (b) through `sweeps.tune_runner.run_grid` —
+`mmsa_core.trainer.train` in a loop in this process, (b) through `sweeps.grid.run_grid` —
 the sweep's own trainable: object-store data, a checkpoint and one MLflow batch per epoch, Tune
 reporting, driver-side statuses — with 1 CPU per trial and 1 trial at a time, (c) the same with 2
 concurrent trials on 2 CPUs. Ray's start-up is timed separately (paid once per sweep).
@@ -57,8 +57,9 @@ def _configs(n: int, **base):
 
 
 def _grid(configs, *, data, tracker, experiment_id, root, name, cpu, gpu, concurrent):
-    from sweeps.config import GridRun, TrackingTarget, TrialResources
-    from sweeps.tune_runner import run_grid
+    from sweeps.config import GridRun, TrackingTarget
+    from sweeps.grid import run_grid
+    from sweeps.runtime_options import RuntimeOptions
 
     parent = tracker.parent_run(experiment_id, name=name, kind="sweep", tags={"method": "hscl",
                                                                              "benchmark": "true"})
@@ -67,8 +68,8 @@ def _grid(configs, *, data, tracker, experiment_id, root, name, cpu, gpu, concur
     runs = [GridRun(key=f"bench-{i}", config=c, tags={"stage": "benchmark"}) for i, c in enumerate(configs)]
     start = time.perf_counter()
     results = run_grid(runs, data=data, target=target, storage_path=os.path.join(root, name), name="grid",
-                       resources=TrialResources(cpu=cpu, gpu=gpu), max_concurrent=concurrent,
-                       max_failures=0, verbose=0)
+                       runtime=RuntimeOptions(cpus_per_trial=cpu, gpus_per_trial=gpu, max_concurrent=concurrent,
+                                              max_failures=0, verbose=0))
     wall = time.perf_counter() - start
     tracker.finish(parent, "FINISHED")
     bad = [r.key for r in results if r.status != "FINISHED"]
@@ -84,7 +85,7 @@ def bench_cpu(args, root: str) -> dict:
 
     from mmsa_core.trainer import load_run_data, train
     from sweeps.tracking import Tracker
-    from sweeps.tune_runner import connect, share_dataset
+    from sweeps.cluster import connect, share_dataset
 
     configs = _configs(args.trials, text_encoder="tiny", synthetic_train=args.train_size,
                        synthetic_valid=args.valid_size or args.train_size // 2,
@@ -144,7 +145,7 @@ def bench_concurrency(args, root: str, device: str) -> dict:
 
     from mmsa_core.trainer import load_run_data
     from sweeps.tracking import Tracker
-    from sweeps.tune_runner import connect, share_dataset
+    from sweeps.cluster import connect, share_dataset
 
     epochs = args.concurrency_epochs
     cpus_total = os.cpu_count() or 2

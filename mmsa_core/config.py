@@ -7,22 +7,23 @@ dataclass (`mmsa_core.methods.<name>.Params`), so HSCL's ``tau`` never collides 
 Flattened (`to_dict`), the method's fields are namespaced ``<method>.<field>`` (``hscl.omega1``):
 a flat dict of scalars is what Ray Tune samples, what MLflow stores as params and what an ablation
 spec or ``--set`` overrides, and it carries only the shared fields plus those of its own method.
-`from_dict` reads that form back (types come from the annotations), refuses another method's keys
-naming the valid ones, and still reads the flat names HSCL used before methods had packages
-(``omega1``, ``tau``, ...) with a `DeprecationWarning`.
+`from_dict` reads that form back (types come from the annotations) and refuses unknown keys and
+another method's keys, naming the valid ones and the closest match. (Records written before the
+keys were namespaced are upgraded where the sweep layer reads them: `sweeps.compat`.)
 
-Shared defaults are the HSCL authors' CMU-MOSI values (`shared/spec/hscl.md` §6); each method's
-paper presets (`RunConfig.paper(method, dataset)`) change them where its paper does. Derived values
+Shared defaults are the HSCL authors' CMU-MOSI values; `DATASET_SETTINGS` holds what every method
+shares on a dataset (the data, and encoder shapes that must fit its feature widths), applied before a
+method's own paper preset (`RunConfig.paper(method, dataset)`), which changes what its paper does. Derived values
 (feature widths, the text width) are read from data and the encoder at build time, never stored.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import json
 import typing
-import warnings
 from dataclasses import dataclass, fields
 from typing import Any, Literal, Mapping
 
@@ -33,16 +34,20 @@ SYNTHETIC_SOURCES: tuple[str, ...] = ("synthetic-mosi", "synthetic-mosei")
 DATASET_PRESETS: tuple[str, ...] = ("mosi", "mosei")
 
 
-# Fields added after sweeps first recorded configuration hashes, each with the value that reproduces
-# the behaviour from before it existed. Hashes leave such a field out at that value, so a sweep
-# started earlier resumes when it sets the old behaviour explicitly, and is refused (a different
-# model) under the new default.
-PRE_FIELD_VALUES: Mapping[str, Any] = {"fusion_ffn_mult": 4}
+# Fields that decide the dataset arrays (`mmsa_core.trainer.load_run_data`): configurations that agree
+# on them train on one loaded dataset (a study loads it once for every run).
+DATA_FIELDS: tuple[str, ...] = ("data", "text_encoder", "max_text_len", "synthetic_train", "synthetic_valid",
+                                "synthetic_test")
+# Fields that say where a run ran, not what it trained: a resumed run or study may change them.
+PLACEMENT_FIELDS: tuple[str, ...] = ("device", "num_threads")
 
 
-def without_pre_field_values(values: Mapping[str, Any]) -> dict[str, Any]:
-    """`values` less the `PRE_FIELD_VALUES` fields that hold their pre-field value (for hashes)."""
-    return {k: v for k, v in values.items() if not (k in PRE_FIELD_VALUES and v == PRE_FIELD_VALUES[k])}
+def dataset_preset_for(data: str) -> str:
+    """``mosei`` when the data's file or folder name says MOSEI, else ``mosi`` (``--preset auto``)."""
+    import os
+
+    return "mosei" if "mosei" in os.path.basename(os.path.normpath(data)).lower() else "mosi"
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -201,15 +206,7 @@ class RunConfig:
             elif key.startswith(f"{method}.") and key[len(method) + 1:] in own_types:
                 name = key[len(method) + 1:]
                 own[name] = _cast(key, own_types[name], value, source)
-            elif key in _all_legacy_names():
-                owner, name = _all_legacy_names()[key]
-                if owner == method and name in own_types:
-                    _warn_legacy(key, f"{method}.{name}", source)
-                    own.setdefault(name, _cast(key, own_types[name], value, source))
-                else:
-                    # an old record carried every flat field whatever its method: ignore it
-                    _warn_legacy(key, None, source)
-            elif "." in key and key.split(".", 1)[0] in method_names():
+            elif "." in key and key.split(".", 1)[0] in method_names() and key.split(".", 1)[0] != method:
                 foreign.append(key)
             else:
                 unknown.append(key)
@@ -218,8 +215,10 @@ class RunConfig:
             problems.append(f"key(s) {sorted(foreign)} belong to another method, but this configuration's "
                             f"method is {method!r}; its own keys: {list(m.keys())}")
         if unknown:
-            problems.append(f"unknown configuration field(s) {sorted(unknown)}; valid fields: "
-                            f"{sorted(shared_fields()) + list(m.keys())}")
+            valid = sorted(shared_fields()) + list(m.keys())
+            hints = [h for h in (_suggestion(k, method, valid) for k in sorted(unknown)) if h]
+            problems.append(f"unknown configuration field(s) {sorted(unknown)}"
+                            + (f" ({'; '.join(hints)})" if hints else "") + f"; valid fields: {valid}")
         if problems:
             raise ValueError(f"{source}: " + "; ".join(problems))
         params = start.method_params if method == start.method else m.defaults()
@@ -262,12 +261,6 @@ def parse_assignments(items: "list[str] | tuple[str, ...]", *, flag: str = "--se
     return out
 
 
-def canonical_key(method: str, key: str) -> str:
-    """`key` as `method` names it now: a pre-namespace name (``tau``) -> ``<method>.tau``."""
-    owner = _all_legacy_names().get(key)
-    return f"{owner[0]}.{owner[1]}" if owner is not None and owner[0] == method else key
-
-
 def method_keys(method: str) -> tuple[str, ...]:
     """Every flat key a configuration of `method` has (shared + its own)."""
     return shared_fields() + get_method(method).keys()
@@ -294,22 +287,13 @@ def _field_types(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in fields(cls)}
 
 
-@functools.cache
-def _all_legacy_names() -> dict[str, tuple[str, str]]:
-    out = {}
-    for name in method_names():
-        for old, new in get_method(name).legacy_names.items():
-            out[old] = (name, new)
-    return out
-
-
-def _warn_legacy(old: str, new: str | None, source: str) -> None:
-    if new is None:
-        msg = f"{source}: configuration key {old!r} belongs to another method and is ignored"
-    else:
-        msg = (f"{source}: configuration key {old!r} is deprecated; use {new!r} "
-               "(method fields are namespaced by their method)")
-    warnings.warn(msg, UserWarning if new is None else DeprecationWarning, stacklevel=4)
+def _suggestion(key: str, method: str, valid: list[str]) -> str:
+    """"did you mean ...?" for an unknown key: a method field given without its namespace
+    (``tau`` -> ``hscl.tau``), else the closest valid key (``hscl.omgea1`` -> ``hscl.omega1``)."""
+    if f"{method}.{key}" in valid:
+        return f"{key!r} is {method + '.' + key!r}: a method's fields are namespaced by the method"
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.75)
+    return f"did you mean {close[0]!r} for {key!r}?" if close else ""
 
 
 _BOOL_STRINGS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 
+from mmsa_core import record_names as names
 from mmsa_core.config import RunConfig
 from mmsa_core.methods.runtime import MethodRuntime, build_runtime
 from mmsa_core.metrics import regression_metrics
@@ -57,14 +58,14 @@ class EpochRecord:
     best_test: dict[str, float]  # test metrics at best_epoch
 
     def as_metrics(self) -> dict[str, float]:
-        """Flat MLflow/Tune metric dict, names per docs/ARCHITECTURE.md (one batch per epoch)."""
-        out = {f"train/{k}": v for k, v in self.train.items()}
-        out.update({f"valid/{k}": v for k, v in self.valid.items()})
-        out.update({f"test/{k}": v for k, v in self.test.items()})
-        out.update({f"best/valid/{k}": v for k, v in self.best_valid.items()})
-        out.update({f"best/test/{k}": v for k, v in self.best_test.items()})
-        out.update({"best_epoch": float(self.best_epoch), "epochs_run": float(self.epoch),
-                    "lr": self.lr, "epoch_seconds": self.seconds})
+        """Flat MLflow/Tune metric dict, names from `mmsa_core.record_names` (one batch per epoch)."""
+        out: dict[str, float] = {}
+        for split, values in (("train", self.train), ("valid", self.valid), ("test", self.test)):
+            out.update({names.epoch_metric(split, k): v for k, v in values.items()})
+        out.update(names.best_metrics("valid", self.best_valid))
+        out.update(names.best_metrics("test", self.best_test))
+        out.update({names.BEST_EPOCH: float(self.best_epoch), names.EPOCHS_RUN: float(self.epoch),
+                    names.LEARNING_RATE: self.lr, names.EPOCH_SECONDS: self.seconds})
         return {k: float(v) for k, v in out.items()}
 
 
@@ -342,11 +343,14 @@ def _restore(directory: Path, runtime: MethodRuntime, optimizer, scheduler, scal
     return payload["best_model"]
 
 
-def load_best_runtime(directory: str | Path, data: "MSADataset", *,
-                      device: str = "cpu") -> tuple[RunConfig, MethodRuntime]:
-    """The method runtime of a saved run with its best-validation weights, ready for evaluation."""
+def load_best_runtime(directory: str | Path, data: "MSADataset", *, device: str = "cpu",
+                      cfg: RunConfig | None = None) -> tuple[RunConfig, MethodRuntime]:
+    """The method runtime of a saved run with its best-validation weights, ready for evaluation.
+
+    `cfg`: the run's configuration when the caller has it (else read from the checkpoint)."""
     payload = torch.load(Path(directory) / STATE_FILE, map_location=device, weights_only=False)
-    cfg = RunConfig.from_dict(payload["config"], source=str(directory))
+    if cfg is None:
+        cfg = RunConfig.from_dict(payload["config"], source=str(directory))
     runtime = build_runtime(cfg, data, device)
     runtime.model.load_state_dict(payload["best_model"] or payload["model"])
     return cfg, runtime
@@ -364,7 +368,7 @@ def evaluate_checkpoint(cfg: RunConfig, data: "MSADataset", checkpoint_dir: str 
     from mmsa_core.data.corruption import apply_corruption
 
     device = resolve_device(cfg.device)
-    _, runtime = load_best_runtime(checkpoint_dir, data, device=str(device))
+    _, runtime = load_best_runtime(checkpoint_dir, data, device=str(device), cfg=cfg)
     arrays = data.splits[split]
     if corruption is not None:
         arrays = apply_corruption(arrays, corruption)

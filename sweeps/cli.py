@@ -19,7 +19,8 @@ import sys
 from typing import Any, Sequence
 
 from mmsa_core.methods import method_names  # the registry: pure Python
-from sweeps.config import SAMPLERS, SMOKE_DEFAULTS, SweepConfig, smoke_config  # light
+from sweeps.config import SAMPLERS, SMOKE_DEFAULTS, SMOKE_RUNTIME, SweepConfig, smoke_config  # light
+from sweeps.runtime_options import RuntimeOptions, add_runtime_arguments  # light
 
 _D = SweepConfig()
 _EXAMPLES = """\
@@ -86,37 +87,17 @@ def build_parser(default_method: str = _D.method, *, prog: str | None = None,
                         "--smoke: 1111,1112)")
     g.add_argument("--smoke", action="store_true", default=None,
                    help="a tiny sweep (tiny encoder, small synthetic data, 3 trials x 3 epochs, 2 final seeds)")
-    r = p.add_argument_group("where and how it runs (may change when resuming)")
+    r = p.add_argument_group("sweep name (may not change when resuming)")
     r.add_argument("--name", help="sweep name: its directory and MLflow parent run; the same name "
                                   "resumes (default: <method>-<dataset>)")
-    r.add_argument("--storage-path", help=f"sweep directories go here; shared storage on a multi-node "
-                                          f"cluster (default: ./{_D.storage_path})")
-    r.add_argument("--tracking-uri", help="MLflow: sqlite:///<abs path> or http://host:port (default: "
-                                          "$MLFLOW_TRACKING_URI, else sqlite:///<storage-path>/mlflow.db)")
-    r.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else start a local Ray)")
-    r.add_argument("--num-cpus", type=int, help="CPUs of a local Ray (default: all)")
-    r.add_argument("--cpus-per-trial", type=float, help=f"(default: {_D.cpus_per_trial:g})")
-    r.add_argument("--gpus-per-trial", type=float,
-                   help="GPUs per trial; 0.5, 0.25, ... share a GPU, each trial's CUDA memory capped "
-                        f"to its share (default: {_D.gpus_per_trial:g})")
-    r.add_argument("--max-concurrent", type=int, help="concurrent trials (default: 0 = as resources allow)")
-    r.add_argument("--max-failures", type=int,
-                   help=f"retries of a failed trial from its last checkpoint (default: {_D.max_failures})")
-    r.add_argument("--verbose", type=int, choices=(0, 1, 2, 3),
-                   help="console output: 0 the summary only; 1 a line per trial event (started, new "
-                        "best, stopped by ASHA / patience, finished, failed) and a header per stage; "
-                        "2 and 3 also every epoch and Ray Tune's own trial tables (default: 1)")
-    r.add_argument("--trial-timeout", type=float, metavar="SECONDS",
-                   help="stop a trial attempt that runs longer than this (a hang); it is retried "
-                        "from its checkpoint within --max-failures, then FAILED with the reason "
-                        "(default: 0 = no limit)")
-    r.add_argument("--inject-fault", help=argparse.SUPPRESS)  # tests: see sweeps.faults.FaultSpec
+    add_runtime_arguments(p, storage_help="sweep directories go here (<path>/<name>); shared storage "
+                                          "on a multi-node cluster")
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> SweepConfig:
     """Explicit arguments win; --smoke fills the rest with its small defaults."""
-    names = {f.name for f in dataclasses.fields(SweepConfig)}
+    names = {f.name for f in dataclasses.fields(SweepConfig)} - {"runtime"}
     explicit: dict[str, Any] = {k: v for k, v in vars(args).items()
                                 if k in names and v is not None and k != "overrides"}
     from mmsa_core.config import parse_assignments  # pure Python: keeps --help light
@@ -126,8 +107,9 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
         explicit["data"] = os.path.abspath(os.path.expanduser(explicit["data"]))
     if args.smoke:
         explicit.pop("smoke", None)
-        return smoke_config(overrides=overrides, **explicit)
-    return SweepConfig(overrides=overrides, **explicit)
+        runtime = RuntimeOptions.from_args(args, base=RuntimeOptions(**SMOKE_RUNTIME))
+        return smoke_config(overrides=overrides, runtime=runtime, **explicit)
+    return SweepConfig(overrides=overrides, runtime=RuntimeOptions.from_args(args), **explicit)
 
 
 def main(argv: Sequence[str] | None = None, *, default_method: str = _D.method,
@@ -145,8 +127,6 @@ def main(argv: Sequence[str] | None = None, *, default_method: str = _D.method,
         check_tracking(cfg.resolved_tracking_uri())
     except PreflightError as exc:
         return _cannot_start(exc)
-    if cfg.trial_timeout:  # read by sweeps.trainable._wrap in this driver (see its docstring)
-        os.environ["MMSA_TRIAL_TIMEOUT"] = f"{cfg.trial_timeout:g}"
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ and not args.storage_path:
         logging.getLogger("sweeps").warning(
@@ -155,7 +135,7 @@ def main(argv: Sequence[str] | None = None, *, default_method: str = _D.method,
     from sweeps.cluster import SweepValidationError
     from sweeps.console import print_result, quiet_console
 
-    quiet_console(cfg.verbose)
+    quiet_console(cfg.runtime.verbose)
     from sweeps.search import run_sweep
     from sweeps.state import SweepStateError
 

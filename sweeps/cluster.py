@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
-from sweeps.config import TrialResources
+from sweeps.runtime_options import TrialResources
 
 if TYPE_CHECKING:
     from mmsa_core.config import RunConfig

@@ -1,9 +1,10 @@
 """What a person at the terminal sees: one line per trial event, a header per stage, a summary.
 
 Why a module of its own: the human-facing output is the command line's concern, not the sweep's.
-`TrialConsole` writes the trial-event lines; `sweeps.callbacks.ConsoleCallback`, the driver-side
-Tune callback, calls it (this module imports no Ray: only the Tune modules do; Tune pickles both
-into ``tuner.pkl``, keep their names and modules); `print_result` reads a finished `SweepResult`.
+`TrialConsole` writes the trial-event lines; `sweeps.tune_objects.ConsoleCallback`, the driver-side
+Tune callback, calls it (this module imports no Ray; Tune pickles both into ``tuner.pkl``, so
+`TrialConsole`'s name and attributes are part of the on-disk format, `sweeps.tune_objects`);
+`print_result` reads a finished `SweepResult`.
 
 Verbosity (``--verbose``): 0 = the final summary only; 1 (default) = stage headers and one line per
 trial event (started with its searched parameters, a new best of the stage, stopped by ASHA / by
@@ -21,14 +22,12 @@ import sys
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from sweeps import objective as obj
-from sweeps.spaces import SPACES
 from sweeps.state import JOURNAL_FILE
 
 if TYPE_CHECKING:
-    from sweeps.search import SweepResult
+    from sweeps.config import SweepResult
 
 _SET_OLD_ENGINE = False  # whether `ray_verbosity` chose Ray's older output engine
-VERBOSE_ENV = "MMSA_SWEEP_VERBOSE"  # read inside trials (Ray Train's checkpoint messages)
 _STOP_WORDS = {"scheduler": "stopped by ASHA", "patience": "stopped by patience",
                "max_epochs": "finished"}
 
@@ -71,7 +70,7 @@ class TrialConsole:
     """One line per trial event of a stage, printed by the driver (see the module docstring).
 
     Its methods take Tune's ``Trial`` objects (``trial_id``, ``config``, ``last_result``), given
-    by `sweeps.callbacks.ConsoleCallback`.
+    by `sweeps.tune_objects.ConsoleCallback`.
 
     `searched`: the parameters a search trial's start line shows (a grid run shows its key and
     tags instead); `metric`/`mode`: the selection metric (``valid/<metric>``) and its direction.
@@ -183,9 +182,8 @@ def print_result(result: "SweepResult", stream: Any = None) -> None:
     out = stream or sys.stdout
     print(f"\n== sweep {result.name}: {result.search_trials} search trials, best trial "
           f"{result.best_trial_id} (objective {result.best_objective:.4f}) ==", file=out)
-    searched = {p.name for p in SPACES[result.best_config.get("method", "hscl")].params(True)}
-    print("best configuration (searched fields): " + json.dumps(
-        {k: result.best_config[k] for k in sorted(result.best_config) if k in searched}), file=out)
+    print("best configuration, searched fields: " + json.dumps(
+        {k: result.searched[k] for k in sorted(result.searched)}), file=out)
     summ = result.summary()
     if summ:
         n = max(v["n"] for v in summ.values())
@@ -207,14 +205,13 @@ def print_result(result: "SweepResult", stream: Any = None) -> None:
 def quiet_console(verbose: int) -> None:
     """Before Ray starts (workers inherit the environment): keep the console to our lines.
 
-    Below ``--verbose 2``: Ray Tune's and Optuna's INFO messages, Ray Train's per-checkpoint
-    message inside the trials (`VERBOSE_ENV`, read by `sweeps.trainable`), the Hugging Face
+    Below ``--verbose 2``: Ray Tune's and Optuna's INFO messages (Ray Train's per-checkpoint
+    message inside the trials is the trial's own, `sweeps.trial.TrialContext.verbose`), the Hugging Face
     progress bars ("Loading weights", once per trial) and transformers' own messages below
     errors (its per-load advisories) are silenced; Python and Ray warnings still show.
     """
     import logging
 
-    os.environ[VERBOSE_ENV] = str(verbose)
     if verbose >= 2:
         return
     ray_verbosity(verbose)  # Ray's older output engine (see there)

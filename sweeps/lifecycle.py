@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from sweeps.cluster import REPO_ROOT, check_resources, connect
-from sweeps.config import TrackingTarget, TrialResources
+from sweeps.config import TrackingTarget
+from sweeps.runtime_options import TrialResources
 from sweeps.state import code_version, ensure_dir
 from sweeps.tracking import DATASET_DIGEST_TAG, TERMINAL_STATUSES, dataset_record
 

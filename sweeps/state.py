@@ -2,7 +2,7 @@
 
 Layout of ``<storage_path>/<name>/``::
 
-    sweep.json          study name, configuration hash, tracking URI, stages completed
+    sweep.json          format, study name, configuration hash, tracking URI, stages completed
     optuna_journal.log  the Optuna study (JournalFileBackend), written by the driver only
     search/             Ray Tune experiment of the search stage (Tuner.restore reads it)
     final/              Ray Tune experiment of the final stage
@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sweeps.compat import SWEEP_STATE_FORMAT, upgrade_sweep_state
 from sweeps.preflight import redact_uri
 
 STATE_FILE = "sweep.json"
@@ -49,6 +50,7 @@ class SweepState:
     created: str
     stages_done: list[str] = field(default_factory=list)  # "search", "final"
     parent_run_id: str | None = None
+    format: int = SWEEP_STATE_FORMAT  # of this file (sweeps.compat reads older ones)
     path: str = ""  # the sweep directory (not stored)
 
     @property
@@ -89,7 +91,10 @@ def open_sweep_state(sweep_dir: str, *, name: str, config_hash: str, tracking_ur
     if os.path.exists(path):
         with open(path) as f:
             data = json.load(f)
-        state = SweepState(**data, path=sweep_dir)
+        upgraded = upgrade_sweep_state(data, path)
+        state = SweepState(**upgraded, path=sweep_dir)
+        if upgraded != data:
+            state.save()
         if state.config_hash != config_hash and state.config_hash in {h for h in legacy_hashes if h}:
             state.config_hash = config_hash
             state.save()

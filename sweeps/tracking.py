@@ -38,6 +38,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from mmsa_core.record_names import Tag
+
 TERMINAL_STATUSES = frozenset({"FINISHED", "FAILED", "KILLED"})
 _SAFE = re.compile(r"^[A-Za-z0-9_.:=+@-]+$")
 _MAX_TAG = 5000  # MLflow's tag value limit is 8000; keep error texts well inside it
@@ -46,7 +48,7 @@ _MAX_PARAM = 6000
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 NOTE_TAG = "mlflow.note.content"  # the run's description in the UI
-DATASET_DIGEST_TAG = "dataset_digest"  # on every child (TrackingTarget.tags): its dataset input's digest
+DATASET_DIGEST_TAG = Tag.DATASET_DIGEST  # on every child (TrackingTarget.tags): its dataset input's digest
 DATASET_CONTEXT_TAG = "mlflow.data.context"
 
 
@@ -171,22 +173,29 @@ class Tracker:
             return "file://" + root
         return None
 
+    def find_parent(self, experiment_id: str, *, kind: str, name: str) -> Run | None:
+        """The parent run of sweep / study `name` of `kind` (the oldest, should a retried POST have
+        made two), or None."""
+        found = self._parents(experiment_id, kind=kind, name=name)
+        return _oldest(found) if found else None
+
     def parent_run(self, experiment_id: str, *, name: str, kind: str, tags: Mapping[str, str]) -> str:
         """The sweep's / study's parent run: found by ``kind`` + ``sweep_name``, else created.
 
         A found parent is set RUNNING again (a resume) and gets the given tags.
         """
-        filt = f"tags.kind = {_quote(kind)} AND tags.sweep_name = {_quote(name)}"
-        found = [r for r in self._search(experiment_id, filt) if MLFLOW_PARENT_RUN_ID not in r.data.tags]
-        all_tags = {"kind": kind, "sweep_name": name, **{k: str(v) for k, v in tags.items()}}
-        if found:
-            run = _oldest(found)
+        all_tags = {Tag.KIND: kind, Tag.NAME: name, **{k: str(v) for k, v in tags.items()}}
+        run = self.find_parent(experiment_id, kind=kind, name=name)
+        if run is not None:
             self.client.update_run(run.info.run_id, status="RUNNING")
             self.set_tags(run.info.run_id, all_tags)
             return run.info.run_id
         run = self.client.create_run(experiment_id, run_name=name, tags=all_tags)
-        dupes = [r for r in self._search(experiment_id, filt) if MLFLOW_PARENT_RUN_ID not in r.data.tags]
-        return self._dedupe(dupes, run).info.run_id
+        return self._dedupe(self._parents(experiment_id, kind=kind, name=name), run).info.run_id
+
+    def _parents(self, experiment_id: str, *, kind: str, name: str) -> list[Run]:
+        filt = f"tags.{Tag.KIND} = {_quote(kind)} AND tags.{Tag.NAME} = {_quote(name)}"
+        return [r for r in self._search(experiment_id, filt) if MLFLOW_PARENT_RUN_ID not in r.data.tags]
 
     # ------------------------------------------------------------------------------------------
     # child runs
@@ -198,7 +207,7 @@ class Tracker:
     def child_run(self, *, experiment_id: str, parent_run_id: str, run_key: str, run_name: str,
                   tags: Mapping[str, str], params: Mapping[str, str]) -> tuple[str, bool]:
         """(run id, existed) of the child for `run_key`; an existing one is set RUNNING again."""
-        all_tags = {MLFLOW_PARENT_RUN_ID: parent_run_id, "run_key": run_key,
+        all_tags = {MLFLOW_PARENT_RUN_ID: parent_run_id, Tag.RUN_KEY: run_key,
                     **{k: str(v) for k, v in tags.items()}}
         existing = self.find_child(experiment_id, parent_run_id, run_key)
         if existing is not None:
@@ -228,7 +237,7 @@ class Tracker:
     def children(self, experiment_id: str, parent_run_id: str, *, stage: str | None = None) -> list[Run]:
         filt = f"tags.`{MLFLOW_PARENT_RUN_ID}` = {_quote(parent_run_id)}"
         if stage:
-            filt += f" AND tags.stage = {_quote(stage)}"
+            filt += f" AND tags.{Tag.STAGE} = {_quote(stage)}"
         return self._search(experiment_id, filt)
 
     # ------------------------------------------------------------------------------------------
@@ -309,7 +318,7 @@ class Tracker:
         killed = []
         for run in self.children(experiment_id, parent_run_id):
             if run.info.status not in TERMINAL_STATUSES:
-                self.finish(run.info.run_id, "KILLED", tags={"killed_reason": reason})
+                self.finish(run.info.run_id, "KILLED", tags={Tag.KILLED_REASON: reason})
                 killed.append(run.info.run_id)
         return killed
 
@@ -318,7 +327,7 @@ class Tracker:
 
     @staticmethod
     def _child_filter(parent_run_id: str, run_key: str) -> str:
-        return f"tags.`{MLFLOW_PARENT_RUN_ID}` = {_quote(parent_run_id)} AND tags.run_key = {_quote(run_key)}"
+        return f"tags.`{MLFLOW_PARENT_RUN_ID}` = {_quote(parent_run_id)} AND tags.{Tag.RUN_KEY} = {_quote(run_key)}"
 
     def _search(self, experiment_id: str, filter_string: str) -> list[Run]:
         runs: list[Run] = []

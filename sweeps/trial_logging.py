@@ -13,8 +13,8 @@ an outage longer than the client's budget turned into FAILED trials. Here:
   first send, so a batch that reached the store although the client saw an error (the server died
   before it answered) is dropped by MLflow as identical (no duplicate (run, key, step));
 - at the trial's start (finding or creating its run) and at its end (the last pending epochs, the
-  post-training metrics) `patient` keeps trying for ``$MMSA_MLFLOW_WAIT`` seconds (default 600),
-  then raises with the URI and what was not recorded — the trial fails cleanly and a resume replays
+  post-training metrics) `patient` keeps trying for ``--mlflow-wait`` seconds (the trial's
+  `sweeps.trial.TrialContext.mlflow_wait`, default 600), then raises with the URI and what was not recorded — the trial fails cleanly and a resume replays
   it from the checkpoint.
 
 Runs inside the Ray workers; MLflow is reached only through `sweeps.tracking.Tracker`.
@@ -23,30 +23,18 @@ Runs inside the Ray workers; MLflow is reached only through `sweeps.tracking.Tra
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
 log = logging.getLogger("sweeps")
-WAIT_ENV = "MMSA_MLFLOW_WAIT"
-DEFAULT_WAIT_S = 600.0
 RETRY_EVERY_S = 5.0
 T = TypeVar("T")
 
 
-def wait_seconds() -> float:
-    """``$MMSA_MLFLOW_WAIT`` (seconds a trial waits for MLflow at its start and end), default 600."""
-    try:
-        return max(0.0, float(os.environ.get(WAIT_ENV, DEFAULT_WAIT_S)))
-    except ValueError:
-        return DEFAULT_WAIT_S
-
-
-def patient(call: Callable[[], T], what: str, uri: str, *, wait_s: float | None = None,
+def patient(call: Callable[[], T], what: str, uri: str, *, wait_s: float,
             sleep: Callable[[float], None] = time.sleep) -> T:
     """`call()`, tried again every few seconds until it succeeds or `wait_s` has passed."""
-    wait_s = wait_seconds() if wait_s is None else wait_s
     deadline = time.monotonic() + wait_s
     warned = False
     while True:
@@ -55,7 +43,7 @@ def patient(call: Callable[[], T], what: str, uri: str, *, wait_s: float | None 
         except Exception as exc:  # noqa: BLE001 - any failure to reach the store is retried
             if time.monotonic() >= deadline:
                 raise MlflowUnavailable(f"MLflow at {_redact(uri)} did not accept {what} within {wait_s:.0f} s "
-                                        f"({WAIT_ENV}): {type(exc).__name__}: {str(exc)[:500]}") from exc
+                                        f"(--mlflow-wait): {type(exc).__name__}: {str(exc)[:500]}") from exc
             if not warned:
                 log.warning("MLflow at %s did not accept %s (%s); trying again for up to %.0f s",
                             _redact(uri), what, type(exc).__name__, wait_s)
@@ -108,7 +96,7 @@ class EpochMetricLog:
             self._warned = False
         return True
 
-    def flush_patiently(self, *, wait_s: float | None = None) -> None:
+    def flush_patiently(self, *, wait_s: float) -> None:
         """`flush` until everything is recorded, or raise `MlflowUnavailable` after `wait_s`."""
         if self.pending:
             steps = [e[0] for e in self.pending]

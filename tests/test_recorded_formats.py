@@ -31,13 +31,14 @@ def test_sweep_configuration_hashes_are_unchanged(case):
 
 
 def test_ablation_study_names_are_unchanged():
-    from ablations import runner
     from ablations.run import build_parser, spec_from_args
+    from ablations.runner import ablation_study
 
     spec = spec_from_args(build_parser().parse_args(["quickstart", "--smoke"]))
     assert spec.fingerprint() == "6729969cf4ca8cfe"  # the parent's config_hash tag
-    runs = [(runner.run_key(t.variant, t.seed), t.config.to_dict()) for t in spec.trials()]
-    assert "grid-" + runner._digest(runs) == "grid-899feb76543a"
+    study = ablation_study(spec)
+    assert [g.name for g in study.grids] == ["grid-899feb76543a"]
+    assert study.parent_tags["config_hash"] == "6729969cf4ca8cfe"
 
 
 def test_comparison_names_are_unchanged():
@@ -45,6 +46,7 @@ def test_comparison_names_are_unchanged():
 
     comp = compare.build_comparison(["all"], seeds=[1111, 1112])
     assert (comp.name, comp.fingerprint()) == ("compare-synthetic-mosi", "a4db2cf96d71003e")
+    assert [g.name for g in compare.comparison_study(comp).grids] == ["grid-a4db2cf96d71003e"]
 
 
 @pytest.mark.parametrize("protocol, grids", [
@@ -54,17 +56,33 @@ def test_comparison_names_are_unchanged():
 def test_robustness_study_names_are_unchanged(protocol, grids):
     from ablations import robustness as rb
 
-    study = rb.build_study(methods=["hscl", "l1"], rates=[0, 0.5, 1], seeds=[1, 2], protocol=protocol)
-    assert study.name == f"robustness-{protocol}-hscl-l1"
+    request = rb.build_study(methods=["hscl", "l1"], rates=[0, 0.5, 1], seeds=[1, 2], protocol=protocol)
+    assert request.name == f"robustness-{protocol}-hscl-l1"
     if protocol == "evaluate":
-        assert study.fingerprint() == "97fa2636e987"
-        runs = [(rb.run_key(m, s), study.config(m, s).to_dict(), study.mask_seeds)
-                for s in study.seeds for m in study.methods]
-        assert ["grid-" + rb._digest(runs)] == grids
-    else:
-        names = []
-        for r in study.rates:
-            runs = [(rb.run_key(m, s, r), study.config(m, s).to_dict(), study.mask_seeds)
-                    for s in study.seeds for m in study.methods]
-            names.append(f"grid-r{r:.2f}-" + rb._digest(runs))
-        assert names == grids
+        assert request.fingerprint() == "97fa2636e987"
+    assert [g.name for g in rb.robustness_study(request).grids] == grids
+
+
+PAPER_PRESETS = {  # sha256 of RunConfig.paper(method, dataset).to_dict() at b84beb3
+    "clfa/mosi": "868ec5c22d0853bb", "clfa/mosei": "7d12947a91be7c6c",
+    "hscl/mosi": "506ace7a94041bed", "hscl/mosei": "7312ee7efd1b24c5",
+    "hycon/mosi": "ef77a09368a274aa", "hycon/mosei": "647eaabb8abd69b7",
+    "l1/mosi": "4e9ffcf81c7d60d6", "l1/mosei": "ce1fd34eaaed31dd",
+    "mmckd/mosi": "6356ab6ca54c5165", "mmckd/mosei": "d61cd7600b6eb090",
+    "selfmm/mosi": "907774e9f863ae5e", "selfmm/mosei": "b95e38ee39a246c0",
+    "shared_private/mosi": "74db6e8ce1c546f4", "shared_private/mosei": "b9897ddda9a0df54",
+}
+
+
+@pytest.mark.parametrize("case", sorted(PAPER_PRESETS))
+def test_every_methods_paper_presets_are_unchanged(case):
+    """The per-dataset settings every method shares moved into the core configuration; what each
+    method trains under `--preset mosi|mosei` did not change."""
+    import hashlib
+    import json
+
+    from mmsa_core.config import RunConfig
+
+    method, dataset = case.split("/")
+    blob = json.dumps(RunConfig.paper(method, dataset).to_dict(), sort_keys=True)
+    assert hashlib.sha256(blob.encode()).hexdigest()[:16] == PAPER_PRESETS[case]

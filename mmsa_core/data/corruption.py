@@ -17,10 +17,14 @@ same type; the input is never modified.
 
 - ``kind="tokens"``: the field's protocol instead of this module's own draws — MMSA's masking
   (`mmsa_core.data.masking.masked_split`: each valid token / frame of the listed modalities dropped
-  with ``keep = U(0,1) > rate``, tokens -> ``unk_token_id``, frames -> 0, mask seeds
-  ``masking.DEFAULT_SEEDS`` = (111, 1111, 11111) for (T, A, V) whatever ``seed`` is, so a curve sits
-  beside the published ones). Evaluation copies of a `SplitArrays` only (a training batch uses
-  `masking_torch.mask_batch`).
+  with ``keep = U(0,1) > rate``, tokens -> ``unk_token_id``, frames -> 0, one mask seed per modality,
+  ``mask_seeds`` = (111, 1111, 11111) for (T, A, V) by default (MMSA's) whatever ``seed`` is, so a
+  curve sits beside the published ones). Evaluation copies of a `SplitArrays` only (a training batch
+  uses `masking_torch.mask_batch`).
+- ``kind="absent"``: the listed acoustic / visual streams absent from every sample
+  (`mmsa_core.data.masking.absent_split`: frames 0, lengths 0); ``rate`` is not used (1).
+
+`key` names the setting in metric names (`mmsa_core.record_names.robust_prefix`).
 """
 
 from __future__ import annotations
@@ -32,11 +36,14 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-__all__ = ["Corruption", "apply_corruption", "CORRUPTION_KINDS", "MASKING_KIND", "ALL_KINDS"]
+from mmsa_core.record_names import ABSENT_KIND, corruption_name, robust_prefix
+
+__all__ = ["Corruption", "apply_corruption", "CORRUPTION_KINDS", "MASKING_KIND", "ABSENT_KIND", "ALL_KINDS"]
 
 CORRUPTION_KINDS: tuple[str, ...] = ("frames", "stream")  # this module's own draws
 MASKING_KIND = "tokens"  # the field's masking (mmsa_core.data.masking), see the module docstring
-ALL_KINDS: tuple[str, ...] = (*CORRUPTION_KINDS, MASKING_KIND)
+ALL_KINDS: tuple[str, ...] = (*CORRUPTION_KINDS, MASKING_KIND, ABSENT_KIND)
+MMSA_MASK_SEEDS: tuple[int, int, int] = (111, 1111, 11111)  # = mmsa_core.data.masking.DEFAULT_SEEDS
 _MODALITIES = "tav"
 _KIND_CODE = {"frames": 1, "stream": 2}
 _MOD_CODE = {"t": 1, "a": 2, "v": 3}
@@ -45,14 +52,15 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Corruption:
-    """What to corrupt: ``kind`` in {"frames", "stream", "tokens"}, ``modalities`` a subset of "tav"."""
+    """What to corrupt: ``kind`` in {"frames", "stream", "tokens", "absent"}, ``modalities`` a subset of "tav"."""
 
-    kind: Literal["frames", "stream", "tokens"]
+    kind: Literal["frames", "stream", "tokens", "absent"]
     modalities: str
-    rate: float
+    rate: float = 1.0
     seed: int = 0
     mask_token_id: int = 103  # [MASK] of the uncased BERT WordPiece vocabulary
     unk_token_id: int = 100  # [UNK]: what kind="tokens" (MMSA masking) puts in place of a dropped token
+    mask_seeds: tuple[int, int, int] = MMSA_MASK_SEEDS  # kind="tokens": the masks' seeds for (T, A, V)
 
     def __post_init__(self) -> None:
         problems = []
@@ -75,13 +83,25 @@ class Corruption:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
                 problems.append(f"{name}={v!r} must be a non-negative integer")
+        seeds = tuple(self.mask_seeds)
+        if len(seeds) != 3 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0 for v in seeds):
+            problems.append(f"mask_seeds={self.mask_seeds!r} must be three non-negative integers (T, A, V)")
+        object.__setattr__(self, "mask_seeds", seeds)
+        if self.kind == ABSENT_KIND and isinstance(self.modalities, str) and "t" in self.modalities:
+            problems.append(f"kind={ABSENT_KIND!r} removes acoustic / visual streams; modalities={self.modalities!r} "
+                            "names the text")
         if problems:
             raise ValueError("invalid Corruption: " + "; ".join(problems))
 
     @property
     def key(self) -> str:
-        """``frames-av/r0.30``: the part of the MLflow robustness metric name for this setting."""
-        return f"{self.kind}-{self.modalities}/r{self.rate:.2f}"
+        """``frames-av/r0.30`` (``absent-av``: no rate): this setting in robustness metric names."""
+        return corruption_name(self.kind, self.modalities, None if self.kind == ABSENT_KIND else self.rate)
+
+    @property
+    def metric_prefix(self) -> str:
+        """``robust/frames-av/r0.30/test/``: the prefix of this setting's test metrics."""
+        return robust_prefix(self.kind, self.modalities, None if self.kind == ABSENT_KIND else self.rate)
 
 
 # --- counter-based uniforms ---------------------------------------------------------------------
@@ -164,14 +184,16 @@ def apply_corruption(data: T, corruption: Corruption) -> T:
 
     if not isinstance(corruption, Corruption):
         raise TypeError(f"corruption must be a Corruption, got {type(corruption).__name__}")
-    if corruption.kind == MASKING_KIND:
+    if corruption.kind in (MASKING_KIND, ABSENT_KIND):
         if not isinstance(data, SplitArrays):
-            raise TypeError(f"kind={MASKING_KIND!r} makes evaluation copies of a SplitArrays, got "
+            raise TypeError(f"kind={corruption.kind!r} makes evaluation copies of a SplitArrays, got "
                             f"{type(data).__name__}; mask a training batch with "
-                            "mmsa_core.data.masking_torch.mask_batch")
-        from mmsa_core.data.masking import DEFAULT_SEEDS, masked_split
+                            "mmsa_core.data.masking_torch")
+        from mmsa_core.data.masking import absent_split, masked_split
 
-        return masked_split(data, corruption.rate, seeds=DEFAULT_SEEDS, unk_id=int(corruption.unk_token_id),
+        if corruption.kind == ABSENT_KIND:
+            return absent_split(data, corruption.modalities)  # type: ignore[return-value]
+        return masked_split(data, corruption.rate, seeds=corruption.mask_seeds, unk_id=int(corruption.unk_token_id),
                             modalities=corruption.modalities)  # type: ignore[return-value]
     if isinstance(data, SplitArrays):
         arrays = {k: getattr(data, k) for k in _SPLIT_KEYS}

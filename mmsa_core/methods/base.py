@@ -76,7 +76,6 @@ class Method:
     term_needs: Mapping[str, str] = field(default_factory=dict)  # term -> what it needs, in words
     replacements: tuple[Replacement, ...] = ()
     modality_subsets: tuple[str, ...] = MODALITY_SUBSETS
-    legacy_names: Mapping[str, str] = field(default_factory=dict)  # old flat name -> field
     citation: str = ""
     published: str = "none published"
     check: Callable[["RunConfig"], list[str]] | None = None  # cross-field problems (shared + own)

@@ -24,7 +24,7 @@ def study(tmp_path, monkeypatch):
     import sweeps.grid
     import sweeps.lifecycle
     from ablations import load_spec
-    from ablations.runner import RunOptions
+    from sweeps.runtime_options import RuntimeOptions
     from sweeps.config import GridRunResult
     from sweeps.tracking import Tracker
 
@@ -47,7 +47,7 @@ def study(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sweeps.lifecycle, "connect_checked", lambda *a, **k: {})
     monkeypatch.setattr(sweeps.grid, "run_grid", fake_grid)
-    opts = RunOptions(storage_path=str(tmp_path / "runs"), tracking_uri=f"sqlite:///{tmp_path}/runs/mlflow.db")
+    opts = RuntimeOptions(storage_path=str(tmp_path / "runs"), tracking_uri=f"sqlite:///{tmp_path}/runs/mlflow.db")
     return load_spec(path), opts, outcome
 
 
@@ -63,7 +63,7 @@ def test_a_finished_study_finishes_its_parent_with_every_tag(study):
     spec, opts, _ = study
     summary = run_ablation(spec, opts)
     client, parent, children = _parent(opts)
-    assert summary.ok and parent.info.status == "FINISHED" and parent.info.run_id == summary.parent_run_id
+    assert summary.ok and parent.info.status == "FINISHED" and parent.info.run_id == summary.outcome.parent_run_id
     tags = parent.data.tags
     assert {"kind", "sweep_name", "method", "dataset", "sampler", "code_version", "config_hash",
             "reference_variant", "variants", "seeds", "spec_source", "study_dir"} <= set(tags)
@@ -88,13 +88,14 @@ def test_a_study_with_a_failed_run_fails_its_parent(study):
 
 @pytest.mark.parametrize("error, status", [("interrupt", "KILLED"), ("state", "FAILED"), ("bug", "FAILED")])
 def test_an_interrupted_or_broken_study_ends_its_parent(study, error, status):
-    from ablations.runner import AblationRunError, run_ablation
+    from ablations.runner import run_ablation
+    from ablations.study import StudyError
     from sweeps.state import SweepStateError
 
     spec, opts, outcome = study
     outcome["grid"], raised, tag = {
         "interrupt": (KeyboardInterrupt(), KeyboardInterrupt, None),
-        "state": (SweepStateError("grid changed"), AblationRunError, "AblationRunError: grid changed"),
+        "state": (SweepStateError("grid changed"), StudyError, "StudyError: grid changed"),
         "bug": (RuntimeError("boom"), RuntimeError, "RuntimeError: boom"),
     }[error]
     with pytest.raises(raised):

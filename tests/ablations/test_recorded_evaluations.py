@@ -61,13 +61,16 @@ def trained(tmp_path_factory):
 
 
 def evaluations(cfg, data, directory):
-    from ablations.robustness import MaskedEvaluation
-    from ablations.runner import RobustnessHook
+    """The settings of both former evaluators, now entries of the one evaluator."""
+    from ablations.evaluation import TestTimeEvaluation
+    from mmsa_core.data.corruption import Corruption
 
-    hook = RobustnessHook(reference="", corruptions=(("frames", "av", 0.3, 0), ("stream", "a", 0.5, 7),
-                                                     ("tokens", "tav", 0.5, 0), ("frames", "t", 0.5, 1)))
-    masked = MaskedEvaluation(rates=(0.0, 0.3, 1.0), mask_seeds=(111, 1111, 11111), unk_id=100)
-    return {**hook.evaluate(cfg, data, directory), **masked.evaluate(cfg, data, directory)}
+    spec_block = [Corruption("frames", "av", 0.3, 0), Corruption("stream", "a", 0.5, 7),
+                  Corruption("tokens", "tav", 0.5, 0), Corruption("frames", "t", 0.5, 1)]
+    robustness_study = [Corruption("tokens", "tav", r, unk_token_id=100, mask_seeds=(111, 1111, 11111))
+                        for r in (0.0, 0.3, 1.0)] + [Corruption("absent", a) for a in ("a", "v", "av")]
+    evaluation = TestTimeEvaluation(corruptions=tuple(spec_block + robustness_study), run_keys=frozenset())
+    return evaluation.evaluate(cfg, data, directory)
 
 
 def test_evaluations_match_the_recording(trained):

@@ -93,10 +93,22 @@ def test_base_sweep_is_resolved_like_an_ablation_base(tmp_path):
                        tracker=Tracker(uri))
 
 
+def _masked(rates, keys=("k",)):
+    request = rb.build_study(methods=["hscl"], rates=list(rates), seeds=[1])
+    return rb.masked_evaluation(request, keys, unk_id=100)
+
+
 def test_metric_names():
-    assert rb.tokens_prefix(0.3) + "mae" == "robust/tokens-tav/r0.30/test/mae"
-    assert rb.absent_prefix("av") + "acc7" == "robust/absent-av/test/acc7"
-    hook = rb.MaskedEvaluation(rates=(0.0, 0.5))
+    from mmsa_core.record_names import RobustKey, parse_robust_metric, robust_metric
+
+    assert robust_metric("tokens", "tav", 0.3, "mae") == "robust/tokens-tav/r0.30/test/mae"
+    assert robust_metric("absent", "av", None, "acc7") == "robust/absent-av/test/acc7"
+    assert parse_robust_metric("metrics.robust/tokens-tav/r0.30/test/mae") == RobustKey("tokens", "tav", 0.3, "mae")
+    assert parse_robust_metric("robust/absent-av/test/acc7") == RobustKey("absent", "av", None, "acc7")
+    assert parse_robust_metric("robust/absent-av/r0.30/test/acc7") is None  # absent streams have no rate
+    assert parse_robust_metric("best/test/mae") is None
+    hook = _masked((0.0, 0.5))
+    assert hook.applies_to("k") and not hook.applies_to("other")
     assert hook.metric_names("mae") == ["robust/tokens-tav/r0.00/test/mae", "robust/tokens-tav/r0.50/test/mae",
                                         "robust/absent-a/test/mae", "robust/absent-v/test/mae",
                                         "robust/absent-av/test/mae"]
@@ -121,8 +133,8 @@ def test_masked_evaluation_never_touches_training_or_selection(tmp_path):
     objects = {s: data.splits[s] for s in ("train", "valid", "test")}
 
     with_eval = train(cfg, data, checkpoint_dir=tmp_path / "ckpt", progress=False)
-    hook = rb.MaskedEvaluation(rates=(0.0, 0.5, 1.0))
-    metrics = hook(cfg, data, str(tmp_path / "ckpt"))  # what the grid's post_train does
+    hook = _masked((0.0, 0.5, 1.0))
+    metrics = hook(cfg, data, str(tmp_path / "ckpt"))  # what the grid's evaluation does in the trial
     without = train(cfg, data, progress=False)
 
     # the data: every split's arrays unchanged (the masked copies are new arrays)
@@ -141,10 +153,12 @@ def test_masked_evaluation_never_touches_training_or_selection(tmp_path):
             assert np.isfinite(metrics[name]), name
         assert metrics[f"robust/tokens-tav/r0.00/test/{m}"] == pytest.approx(with_eval.best_test[m], abs=1e-6)
     # the ablation specs' robustness block, kind "tokens" = the same masking: the same numbers
-    from ablations.runner import RobustnessHook
+    from ablations.evaluation import TestTimeEvaluation
+    from mmsa_core.data.corruption import Corruption
 
-    old_path = RobustnessHook(reference="", corruptions=(("tokens", "tav", 0.5, 0), ("tokens", "tav", 1.0, 0)))
-    got = old_path.evaluate(cfg, data, str(tmp_path / "ckpt"))
+    spec_path = TestTimeEvaluation(corruptions=(Corruption("tokens", "tav", 0.5), Corruption("tokens", "tav", 1.0)),
+                                   run_keys=frozenset())
+    got = spec_path.evaluate(cfg, data, str(tmp_path / "ckpt"))
     for m in ("mae", "corr", "acc2_non0"):
         for r in ("0.50", "1.00"):
             assert got[f"robust/tokens-tav/r{r}/test/{m}"] == pytest.approx(metrics[f"robust/tokens-tav/r{r}/test/{m}"],
@@ -196,7 +210,7 @@ def test_study_both_protocols_and_report(ablation_env, tmp_path):
         assert {k.data.tags["method"] for k in kids} == {"hscl", "mmckd"}
         if protocol == "evaluate":
             for k in kids:
-                for name in rb.MaskedEvaluation(rates=(0.0, 0.5, 1.0)).metric_names("acc2_non0"):
+                for name in _masked((0.0, 0.5, 1.0)).metric_names("acc2_non0"):
                     assert name in k.data.metrics
         else:
             assert sorted({k.data.tags["rate"] for k in kids}) == ["0.00", "0.50", "1.00"]
@@ -223,7 +237,7 @@ def test_study_both_protocols_and_report(ablation_env, tmp_path):
     assert code == 0 and "0 to train" in out, out[-3000:]
     # another protocol under the same name is refused
     code, out = _run([*common, "--protocol", "evaluate", "--name", "rob-retrain"], ablation_env)
-    assert code == 2 and "'retrain' study" in out, out[-3000:]
+    assert code == 2 and "was started with protocol=retrain; it cannot be resumed with protocol=evaluate" in out, out[-3000:]
 
 
 # --- the ablation specs' robustness block on the field's masking (kind "tokens") ----------------
@@ -246,7 +260,7 @@ def test_corruption_kind_tokens_is_the_fields_masking():
 
 
 def test_spec_robustness_block_accepts_tokens(tmp_path):
-    from ablations.runner import RobustnessHook
+    from ablations.runner import reference_evaluation
     from ablations.spec import AblationSpecError, load_spec
 
     p = tmp_path / "study.yaml"
@@ -254,7 +268,7 @@ def test_spec_robustness_block_accepts_tokens(tmp_path):
                  "rates: [0.0, 0.5, 1.0]}\n")
     spec = load_spec(p)
     assert spec.robustness.kinds == ("tokens", "frames")
-    names = RobustnessHook.for_spec(spec).metric_names()
+    names = reference_evaluation(spec, ["full-seed1111"]).metric_names()
     assert "robust/tokens-tav/r0.50/test/mae" in names and "robust/frames-av/r1.00/test/mae" in names
     p.write_text("variants: [full]\nrobustness: {kinds: [noise], modalities: [av], rates: [0.5]}\n")
     with pytest.raises(AblationSpecError, match="'tokens' \\(the field's MMSA masking"):

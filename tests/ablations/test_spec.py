@@ -292,7 +292,7 @@ def test_base_from_a_sweep_is_checked_for_shape(tmp_path):
 
 def test_robustness_metric_names_follow_the_contract():
     r = Robustness(kinds=("frames", "stream"), modalities=("av", "a"), rates=(0.3, 0.5), seed=0)
-    names = [Robustness.metric_prefix(c) + "mae" for c in r.corruptions()]
+    names = [c.metric_prefix + "mae" for c in r.corruptions()]
     assert len(names) == 8 and "robust/frames-av/r0.30/test/mae" in names
     assert "robust/stream-a/r0.50/test/mae" in names
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ablations.runner import AblationRunError, RunOptions, resolve_sweep_base, validate_only
+from ablations.runner import resolve_sweep_base, validate_only
+from ablations.study import StudyError
+from sweeps.runtime_options import RuntimeOptions
 from ablations.spec import AblationSpecError, parse_spec
 from tests.core.conftest import run_config
 
@@ -45,7 +47,7 @@ def test_base_is_the_sweeps_best_configuration(store, by):
 
 def test_unknown_sweep_lists_the_sweeps_there(store):
     uri, _, tracker = store
-    with pytest.raises(AblationRunError, match=r"base sweep 'nope' not found .*sweeps there: \['s1'\]"):
+    with pytest.raises(StudyError, match=r"base sweep 'nope' not found .*sweeps there: \['s1'\]"):
         resolve_sweep_base(spec_for({"sweep": "nope"}), tracker)
 
 
@@ -58,7 +60,7 @@ def test_a_sweep_of_another_method_is_refused(store):
 
 def test_validate_only_resolves_the_sweep_when_the_store_exists(store, tmp_path):
     uri, _, _ = store
-    text = validate_only(spec_for({"sweep": "s1"}), RunOptions(tracking_uri=uri))
+    text = validate_only(spec_for({"sweep": "s1"}), RuntimeOptions(tracking_uri=uri))
     assert "best configuration of sweep 's1'" in text and "nothing was run" in text
-    missing = validate_only(spec_for({"sweep": "s1"}), RunOptions(tracking_uri=f"sqlite:///{tmp_path}/none.db"))
+    missing = validate_only(spec_for({"sweep": "s1"}), RuntimeOptions(tracking_uri=f"sqlite:///{tmp_path}/none.db"))
     assert "not resolved" in missing

@@ -23,6 +23,7 @@ from typing import ClassVar
 import pytest
 
 from sweeps.config import SweepConfig
+from sweeps.runtime_options import RuntimeOptions
 from sweeps.preflight import PreflightError, check_tracking, redact_uri
 from tests.faults.conftest import check_nothing_lost
 from tests.processes import free_port, run_in_session
@@ -180,7 +181,7 @@ def test_a_password_in_the_tracking_uri_is_never_recorded():
     state, ``search_space.json`` on the parent run) holds the URI redacted; the configuration hash
     does not depend on it (a runtime field), nor on ``trial_timeout``."""
     uri = f"http://alice:{SECRET}@127.0.0.1:5000"
-    cfg = SweepConfig(tracking_uri=uri, trial_timeout=30)
+    cfg = SweepConfig(runtime=RuntimeOptions(tracking_uri=uri, trial_timeout=30))
     described = json.dumps(cfg.describe())
     assert SECRET not in described and "http://alice:***@127.0.0.1:5000" in described
     space = [{"name": "x"}]
@@ -189,7 +190,7 @@ def test_a_password_in_the_tracking_uri_is_never_recorded():
     assert redact_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
     assert redact_uri(f"https://{SECRET}@host/mlflow") == "https://***@host/mlflow"
     with pytest.raises(ValueError, match="trial_timeout=-1"):
-        SweepConfig(trial_timeout=-1)
+        RuntimeOptions(trial_timeout=-1)
     from sweeps.cli import build_parser, config_from_args
 
-    assert config_from_args(build_parser().parse_args(["--trial-timeout", "30"])).trial_timeout == 30
+    assert config_from_args(build_parser().parse_args(["--trial-timeout", "30"])).runtime.trial_timeout == 30

@@ -42,14 +42,14 @@ def test_the_watchdog_tags_the_run_and_ends_the_process_when_time_is_up(tmp_path
     script = textwrap.dedent(f"""
         import sys, time
         from sweeps.tracking import Tracker
-        from sweeps.trainable import _Watchdog
+        from sweeps.trial import Watchdog
         t = Tracker({uri!r})
         exp = t.client.create_experiment("e")
         run_id = t.client.create_run(exp).info.run_id
         print(run_id, flush=True)
-        quiet = _Watchdog(0.2, {uri!r}, "k0")
+        quiet = Watchdog(0.2, {uri!r}, "k0")
         quiet.cancel()
-        dog = _Watchdog(1.5, {uri!r}, "k1")
+        dog = Watchdog(1.5, {uri!r}, "k1")
         dog.run_id, dog.epoch = run_id, 3
         time.sleep(120)  # the hang
         sys.exit(0)

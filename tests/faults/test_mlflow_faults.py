@@ -17,7 +17,8 @@ from tests.sweeps.conftest import REPO, wait_for
 pytestmark = pytest.mark.slow
 # The trials' MLflow client budget for this test: 4 retries, backoff 2 s (about 2 + 4 + 8 + 16 = 30 s).
 CLIENT_BUDGET = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "2",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "10", "MMSA_MLFLOW_WAIT": "300"}
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+MLFLOW_WAIT = ["--mlflow-wait", "300"]  # how long a trial keeps trying MLflow at its start and end
 
 
 class Server:
@@ -63,7 +64,7 @@ def test_mlflow_down_mid_sweep_shorter_and_longer_than_the_client_retry_budget(s
     (a restart; inside the client's ~30 s retry budget: its own retries carry the requests) and once
     for about 50 s (past the budget: the trial keeps its epochs' metrics pending, training goes on,
     and they are sent in order once the server is back; trials starting or ending meanwhile wait
-    for it, up to $MMSA_MLFLOW_WAIT). Then the sweep finishes by itself: every run FINISHED, every
+    for it, up to --mlflow-wait). Then the sweep finishes by itself: every run FINISHED, every
     epoch's metrics present exactly once (`check_nothing_lost`), and the trial log shows the
     buffering happened."""
     env = dict(sweep_env, **CLIENT_BUDGET)
@@ -74,7 +75,7 @@ def test_mlflow_down_mid_sweep_shorter_and_longer_than_the_client_retry_budget(s
     sweep = subprocess.Popen(
         ["python", "sweeps/hscl.py", "--smoke", "--num-cpus", "2", "--num-samples", "1",
          "--max-epochs", "6", "--asha-grace-period", "6", "--final-seeds", "1111", "--name", "outage",
-         "--storage-path", str(runs), "--tracking-uri", server.uri],
+         "--storage-path", str(runs), "--tracking-uri", server.uri, *MLFLOW_WAIT],
         cwd=REPO, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for(lambda: server.epochs_logged() >= 1, 300, "the first epoch in MLflow")
@@ -176,7 +177,7 @@ def test_slow_mlflow_times_out_retries_posts_and_records_each_run_once(sweep_env
             out = subprocess.run(
                 ["python", "sweeps/hscl.py", "--smoke", "--num-cpus", "2", "--num-samples", "1",
                  "--final-seeds", "1111", "--name", "slow", "--storage-path", str(runs),
-                 "--tracking-uri", proxy.uri],
+                 "--tracking-uri", proxy.uri, *MLFLOW_WAIT],
                 cwd=REPO, env=env, capture_output=True, text=True, timeout=900, start_new_session=True)
             assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
             assert proxy.creates >= 1 + 1 + 1 + 3  # parent + 1 search + 1 final runs, plus 3 re-sent POSTs

@@ -377,29 +377,6 @@ def test_the_shipped_ablation_spec():
 # the torch side
 
 
-def test_overfits_one_batch(tiny_data):
-    from mmsa_core.data.batching import make_loader
-    from mmsa_core.methods.runtime import build_runtime
-    from mmsa_core.trainer import build_optimizer, prepare_batch, seed_everything
-
-    cfg = tiny_config(**FAST, dropout=0.0, lr_other=3e-3)
-    seed_everything(0, True)
-    runtime = build_runtime(cfg, tiny_data, "cpu")
-    batch = prepare_batch(next(iter(make_loader(tiny_data.splits["train"], batch_size=16, shuffle=False,
-                                                seed=0))), torch.device("cpu"), True)
-    opt = build_optimizer(cfg, runtime)
-    runtime.model.train()
-    task = []
-    for _ in range(60):  # the task L1 falls to ~10% of its start by step 60 (all terms on)
-        terms = runtime.training_terms(batch, 1)
-        opt.zero_grad()
-        runtime.total_loss(terms).backward()
-        opt.step()
-        task.append(float(terms["task"].detach()))
-    assert set(terms) == set(TERMS)
-    assert min(task[-10:]) < 0.2 * task[0], (task[0], task[-10:])
-
-
 @pytest.mark.parametrize("modalities", ["t", "ta", "tv", "tav"])
 def test_trains_one_epoch_in_every_modality_subset(tiny_data, modalities):
     res = train(tiny_config(**FAST, modalities=modalities, max_epochs=1), tiny_data, progress=False)
@@ -442,14 +419,3 @@ def test_hard_negatives_and_other_options_train(tiny_data):
                       inter_pairing="joint", refine_target_inter="1.0")
     res = train(cfg, tiny_data, progress=False)
     assert all(math.isfinite(v) for v in res.history[0].train.values())
-
-
-def test_resume_from_checkpoint_reproduces_uninterrupted_run(tiny_data, tmp_path):
-    full = train(tiny_config(**FAST, max_epochs=2), tiny_data, progress=False)
-    part = train(tiny_config(**FAST, max_epochs=1), tiny_data, checkpoint_dir=tmp_path, progress=False)
-    assert (tmp_path / STATE_FILE).is_file() and part.epochs_run == 1
-    resumed = train(tiny_config(**FAST, max_epochs=2), tiny_data, checkpoint_dir=tmp_path, progress=False)
-    assert [r.epoch for r in resumed.history] == [1, 2]
-    assert resumed.history[-1].train == full.history[-1].train
-    assert resumed.history[-1].valid == full.history[-1].valid
-    assert resumed.best_test == full.best_test

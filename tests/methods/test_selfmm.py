@@ -333,7 +333,9 @@ def test_a_checkpoint_of_other_heads_is_refused(tiny_data):
 # training
 
 
-def test_overfits_one_batch(tiny_data):
+def test_the_unimodal_heads_learn_once_the_labels_move(tiny_data):
+    """One batch as one "epoch" per step: the generated labels move from step 2, and the unimodal
+    heads learn (the generic overfit test, tests/core/test_methods_registry.py, stays in epoch 1)."""
     cfg = tiny_config(**FAST, dropout=0.0, post_text_dropout=0.0, post_audio_dropout=0.0, lr_other=3e-3)
     torch.manual_seed(0)
     runtime = build_runtime(cfg, tiny_data)
@@ -353,7 +355,7 @@ def test_overfits_one_batch(tiny_data):
     assert float(terms["uni_t"].detach()) > 0, "the unimodal heads learn once the labels moved"
 
 
-def test_resume_continues_bit_exactly_with_the_label_bank(tiny_data, tmp_path):
+def test_the_label_bank_is_in_the_checkpoint_and_resumes_exactly(tiny_data, tmp_path):
     cfg = tiny_config(**FAST, batch_size=16, max_epochs=3)  # 6 batches/epoch, steps after 4 and 6
     full = train(cfg, tiny_data, checkpoint_dir=tmp_path / "full", progress=False)
     part = train(dataclasses.replace(cfg, max_epochs=2), tiny_data, checkpoint_dir=tmp_path / "part",

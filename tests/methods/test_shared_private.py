@@ -203,35 +203,3 @@ def test_trains_one_epoch_in_every_supported_modality_subset(tiny_data, modaliti
     res = train(tiny_config(**FAST, modalities=modalities, max_epochs=1), tiny_data, progress=False)
     assert set(res.history[0].train) == {"loss", *METHOD.possible_terms(res.config)}
     assert all(math.isfinite(v) for v in res.best_test.values())
-
-
-def test_overfits_one_batch(tiny_data):
-    cfg = tiny_config(**FAST, dropout=0.0, post_text_dropout=0.0, post_audio_dropout=0.0, lr_other=3e-3,
-                      lambda_cov=1.0)
-    torch.manual_seed(0)
-    runtime = build_runtime(cfg, tiny_data)
-    optimizer = build_optimizer(cfg, runtime)
-    batch = first_batch(tiny_data)
-    runtime.model.train()
-    task = []
-    for step in range(60):
-        runtime.on_epoch_start(step + 1)
-        terms = runtime.training_terms(batch, epoch=step + 1)
-        optimizer.zero_grad()
-        runtime.total_loss(terms).backward()
-        runtime.after_backward(batch)
-        optimizer.step()
-        task.append(float(terms["task"].detach()))
-    assert set(terms) == set(TERMS)
-    assert sum(task[-10:]) / 10 < 0.25 * task[0], (task[0], task[-10:])
-
-
-def test_resume_continues_bit_exactly(tiny_data, tmp_path):
-    cfg = tiny_config(**FAST, batch_size=16, max_epochs=3, update_epochs=2)
-    full = train(cfg, tiny_data, progress=False)
-    part = train(dataclasses.replace(cfg, max_epochs=2), tiny_data, checkpoint_dir=tmp_path, progress=False)
-    assert "label_bank" in torch.load(tmp_path / STATE_FILE, weights_only=False)["method_state"]
-    resumed = train(cfg, tiny_data, checkpoint_dir=tmp_path, progress=False)
-    assert part.epochs_run == 2 and [r.epoch for r in resumed.history] == [1, 2, 3]
-    assert resumed.history[-1].train == full.history[-1].train
-    assert resumed.history[-1].valid == full.history[-1].valid and resumed.best_test == full.best_test

@@ -27,7 +27,7 @@ print("HEAVY", heavy)
 # entry script -> its default --method: one per method of the registry
 ENTRIES = {f"sweeps/{m}.py": m for m in method_names()}
 # the modules of the sweep layer that run Ray Tune (the trainable, callbacks, grids, the search)
-TUNE_MODULES = {"trainable.py", "callbacks.py", "grid.py", "search.py"}
+TUNE_MODULES = {"tune_objects.py", "trial.py", "stage.py", "grid.py", "search.py"}
 
 
 @pytest.mark.parametrize("script", sorted(ENTRIES))
@@ -90,7 +90,9 @@ def test_arguments_become_a_sweep_config():
     cfg = config_from_args(args)
     assert cfg.smoke and cfg.num_samples == 5 and cfg.final_seeds == (7, 8, 9)
     assert cfg.text_encoder == "tiny" and cfg.base_run_config().batch_size == 16
-    assert cfg.gpus_per_trial == 0.25 and cfg.sampler == "gp" and cfg.name == "x"
+    assert cfg.runtime.gpus_per_trial == 0.25 and cfg.sampler == "gp" and cfg.name == "x"
+    assert cfg.runtime.max_failures == 1  # --smoke's, unless given
+    assert config_from_args(build_parser().parse_args(["--smoke", "--max-failures", "3"])).runtime.max_failures == 3
     plain = config_from_args(build_parser().parse_args([]))
     assert not plain.smoke and plain.text_encoder == "minilm" and plain.num_samples == 32
 

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from sweeps.config import (DEFAULT_FINAL_SEEDS, GridRun, SweepConfig, TrialResources, data_name,
-                           gpu_fraction_problems, smoke_config)
+from mmsa_core.config import RunConfig
+from sweeps import compat
+from sweeps.config import DEFAULT_FINAL_SEEDS, HASH_EXCLUDED, GridRun, SweepConfig, data_name, smoke_config
+from sweeps.runtime_options import RuntimeOptions, TrialResources, gpu_fraction_problems
 from sweeps.spaces import SPACES
+
+
+def legacy_hash(cfg, space):
+    return compat.legacy_config_hash(cfg, space, excluded=HASH_EXCLUDED,
+                                     hscl_preset=RunConfig.paper("hscl", cfg.dataset_preset))
 
 
 def test_defaults_are_the_paper_and_name_is_derived():
@@ -27,12 +34,14 @@ def test_mosei_preset_is_picked_from_the_data_name():
 
 def test_every_problem_is_reported_at_once():
     with pytest.raises(ValueError) as err:
-        SweepConfig(num_samples=0, sampler="cmaes", gpus_per_trial=0.3, final_seeds=(1, 1),
-                    asha_reduction_factor=1)
+        SweepConfig(num_samples=0, sampler="cmaes", final_seeds=(1, 1), asha_reduction_factor=1)
     text = str(err.value)
-    for part in ("num_samples=0", "sampler='cmaes'", "gpus_per_trial=0.3", "duplicates",
-                 "asha_reduction_factor=1"):
+    for part in ("num_samples=0", "sampler='cmaes'", "duplicates", "asha_reduction_factor=1"):
         assert part in text
+    with pytest.raises(ValueError) as err:
+        RuntimeOptions(gpus_per_trial=0.3, cpus_per_trial=0, max_failures=-1, tracking_uri="./mlruns")
+    for part in ("gpus_per_trial=0.3", "cpus_per_trial=0", "max_failures=-1", "tracking_uri='./mlruns'"):
+        assert part in str(err.value)
 
 
 def test_bad_override_names_the_valid_fields():
@@ -45,7 +54,7 @@ def test_bad_override_names_the_valid_fields():
 def test_overriding_a_searched_field_is_refused():
     with pytest.raises(ValueError, match="searched"):
         SweepConfig(overrides={"hscl.tau": 0.3})
-    with pytest.raises(ValueError, match="searched"):  # the pre-namespace name is the same key
+    with pytest.raises(ValueError, match="'tau' is 'hscl.tau'"):  # the pre-namespace name: said so
         SweepConfig(overrides={"tau": 0.3})
     SweepConfig(overrides={"lr_text": 1e-5})  # only searched with search_lr_dropout
     with pytest.raises(ValueError, match="searched"):
@@ -72,8 +81,9 @@ def test_hash_ignores_runtime_fields_but_not_what_is_searched():
     space = SPACES["hscl"].describe()
     a = SweepConfig(name="a")
     h = a.config_hash(space)
-    assert SweepConfig(name="b", storage_path="/x", cpus_per_trial=2, gpus_per_trial=0.5,
-                       max_concurrent=3, tracking_uri="sqlite:////tmp/m.db").config_hash(space) == h
+    runtime = RuntimeOptions(storage_path="/x", cpus_per_trial=2, gpus_per_trial=0.5, max_concurrent=3,
+                             tracking_uri="sqlite:////tmp/m.db", trial_timeout=9, mlflow_wait=1, verbose=0)
+    assert SweepConfig(name="b", runtime=runtime).config_hash(space) == h
     assert SweepConfig(name="a", num_samples=7).config_hash(space) != h
     assert SweepConfig(name="a", sampler="gp").config_hash(space) != h
     assert SweepConfig(name="a", overrides={"batch_size": 64}).config_hash(space) != h
@@ -90,7 +100,9 @@ def test_names_and_uris_are_checked():
     with pytest.raises(ValueError, match="name"):
         SweepConfig(name="a/b")
     with pytest.raises(ValueError, match="tracking_uri"):
-        SweepConfig(tracking_uri="./mlruns")
+        RuntimeOptions(tracking_uri="./mlruns")
+    for uri in ("sqlite:////tmp/m.db", "http://127.0.0.1:5000", "postgresql://u@db/mlflow", "mysql+pymysql://db/m"):
+        RuntimeOptions(tracking_uri=uri)  # what MLflow accepts
 
 
 def test_grid_value_types():
@@ -125,10 +137,10 @@ def test_a_sweep_started_before_method_packages_keeps_its_hash():
         overrides = values.pop("overrides", {})
         cfg = _with({**overrides, **OLD_FFN}, **values)
         space = SPACES[cfg.method].describe(cfg.search_lr_dropout)
-        assert cfg.legacy_config_hash(space) == old
+        assert legacy_hash(cfg, space) == old
         assert cfg.config_hash(space) != old  # the new hash covers the namespaced keys
         today = _with(overrides, **values)
-        assert today.legacy_config_hash(space) is None
+        assert legacy_hash(today, space) is None
         assert today.config_hash(space) != cfg.config_hash(space)
 
 
@@ -147,14 +159,14 @@ def test_legacy_hash_lets_an_old_sweep_state_resume(tmp_path):
 
     cfg = SweepConfig(name="old", overrides=OLD_FFN)
     space = SPACES["hscl"].describe()
-    open_sweep_state(str(tmp_path), name="old", config_hash=cfg.legacy_config_hash(space), tracking_uri="u")
+    open_sweep_state(str(tmp_path), name="old", config_hash=legacy_hash(cfg, space), tracking_uri="u")
     state = open_sweep_state(str(tmp_path), name="old", config_hash=cfg.config_hash(space), tracking_uri="u",
-                             legacy_hashes=(cfg.legacy_config_hash(space),))
+                             legacy_hashes=(legacy_hash(cfg, space),))
     assert state.config_hash == cfg.config_hash(space)  # re-recorded under the new definition
     with pytest.raises(Exception, match="different configuration"):
         other = SweepConfig(name="old", num_samples=3, overrides=OLD_FFN)
         open_sweep_state(str(tmp_path), name="old", config_hash=other.config_hash(space), tracking_uri="u",
-                         legacy_hashes=(other.legacy_config_hash(space),))
+                         legacy_hashes=(legacy_hash(other, space),))
 
 
 def test_smoke_leaves_a_searched_field_to_the_search():

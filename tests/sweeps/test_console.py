@@ -72,10 +72,11 @@ def test_patience_verbose_2_epochs_and_failures(tmp_path):
                    "recent call last):\n  File \"x.py\", line 1, in f\n    boom()\n"
                    "sweeps.faults.InjectedFault: injected fault in final-seed1111 at epoch 2\n")
     t.error_file = str(err)
-    from sweeps.callbacks import ConsoleCallback, _error_text
+    from sweeps.child_status import error_text
+    from sweeps.tune_objects import ConsoleCallback
 
     ConsoleCallback(c).on_trial_error(0, [], t)  # the Tune callback reads the error file
-    assert "InjectedFault" in _error_text(t)
+    assert "InjectedFault" in error_text(t)
     lines = out.getvalue().splitlines()
     assert lines[0] == "[final 1/1] final-seed1111 started: seed=1111"
     assert "epoch 2/4: valid mae 1.4, best 1 (epoch 1)" in lines[2]
@@ -137,7 +138,7 @@ def test_smoke_output_is_short_and_ends_with_the_commands(sweep_env, tmp_path):
     assert "#/experiments/" in lines[-2] and "workflowType=machine_learning" in lines[-2]
     assert lines[-1] == f"Optuna:     optuna-dashboard {runs}/hscl-synthetic-mosi/optuna_journal.log"
     assert re.search(r"^  mae +\d\.\d{4} ± \d\.\d{4}$", text, re.M)
-    assert "best configuration (searched fields): {" in text
+    assert "best configuration, searched fields: {" in text
 
 
 @pytest.mark.slow

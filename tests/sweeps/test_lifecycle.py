@@ -52,7 +52,7 @@ def test_a_body_that_returns_finishes_the_parent_and_kills_leftovers(tracker):
 
 @pytest.mark.parametrize("interrupt", ["KeyboardInterrupt", "SweepInterrupted"])
 def test_an_interrupt_kills_the_parent_and_is_raised(tracker, interrupt):
-    from sweeps.grid import SweepInterrupted
+    from sweeps.stage import SweepInterrupted
     from sweeps.lifecycle import parent_run
 
     exp = tracker.experiment(f"lifecycle-{interrupt}")
@@ -132,18 +132,19 @@ def test_storage_is_checked_before_anything_is_recorded(tmp_path):
         prepare_storage(str(tmp_path / "d"), f"sqlite:///{blocker}/sub/mlflow.db")
 
 
-def test_every_old_tune_runner_name_still_resolves_for_pickles():
-    """Tune's state of a sweep interrupted before the split names ``sweeps.tune_runner.<name>``."""
-    from sweeps import callbacks, faults, grid, search, trainable, tune_runner
+def test_every_name_older_versions_pickled_still_resolves():
+    """Tune's state of a sweep interrupted before 0.2.0 names ``sweeps.tune_runner.<name>`` (before the
+    split by concern) or ``sweeps.callbacks`` / ``grid`` / ``search`` (0.1.0 after it)."""
+    from sweeps import compat, tune_objects
 
-    for name in tune_runner.LEGACY_NAMES:  # what unpickling a reference to the old path does
-        assert pickle.loads(f"csweeps.tune_runner\n{name}\n.".encode()) is getattr(tune_runner, name), name
-    assert tune_runner.JournalSafeOptunaSearch is search.JournalSafeOptunaSearch
-    assert tune_runner.StatusCallback is callbacks.StatusCallback
-    assert tune_runner.StateBackupCallback is callbacks.StateBackupCallback
-    assert tune_runner._trainable is trainable._trainable and tune_runner._trainable.__name__ == "_trainable"
-    assert tune_runner._trial_dirname is grid._trial_dirname
-    assert tune_runner.FaultSpec is faults.FaultSpec
+    compat.install_moved_names(tune_objects)
+    compat.install_moved_names(tune_objects)  # idempotent
+    for old, new in compat.MOVED_NAMES.items():  # what unpickling a reference to the old path does
+        module, _, name = old.rpartition(".")
+        assert pickle.loads(f"c{module}\n{name}\n.".encode()) is getattr(tune_objects, new), old
+    from sweeps import grid  # a module that still exists keeps its own names and gains the old one
+    assert grid.run_grid and grid._trial_dirname is tune_objects.trial_dirname
+    assert tune_objects.make_trainable.__name__ == "make_trainable" and tune_objects.TRAINABLE_NAME == "_trainable"
 
 
 # --- run_sweep's parent run (no Ray: the connection, the search and the final grid are replaced)
@@ -157,7 +158,9 @@ def sweep(tmp_path, monkeypatch):
     from sweeps.config import GridRunResult, smoke_config
 
     runs = tmp_path / "runs"
-    cfg = smoke_config(name="life", storage_path=str(runs), tracking_uri=f"sqlite:///{runs}/mlflow.db",
+    from sweeps.runtime_options import RuntimeOptions
+
+    cfg = smoke_config(name="life", runtime=RuntimeOptions(storage_path=str(runs), tracking_uri=f"sqlite:///{runs}/mlflow.db"),
                        final_seeds=(1111,))
     outcome: dict = {"search": None}
 
@@ -175,7 +178,7 @@ def sweep(tmp_path, monkeypatch):
 
     monkeypatch.setattr(search, "connect_checked", lambda *a, **k: {})
     monkeypatch.setattr(search, "share_dataset", lambda data: DatasetRef(ref=None, name=data.name))
-    monkeypatch.setattr(search, "_search", fake_search)
+    monkeypatch.setattr(search, "search_stage", fake_search)
     monkeypatch.setattr(search, "run_grid", fake_grid)
     return cfg, outcome
 

@@ -15,12 +15,12 @@ from sweeps.spaces import SPACES
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_searcher_starts_at_the_paper_point_and_writes_the_journal(tmp_path, sampler):
-    from sweeps import tune_runner as tr
+    from sweeps import search
 
     journal = str(tmp_path / "optuna_journal.log")
     cfg = smoke_config(sampler=sampler, sampler_seed=3)
     base = cfg.base_run_config()
-    searcher = tr._optuna_search(cfg, base=base, mode="min", study_name="s-1234abcd", journal=journal)
+    searcher = search.optuna_search(cfg, base=base, mode="min", study_name="s-1234abcd", journal=journal)
     configs = []
     for i in range(4):
         configs.append(searcher.suggest(f"t{i}"))
@@ -36,7 +36,7 @@ def test_searcher_starts_at_the_paper_point_and_writes_the_journal(tmp_path, sam
     assert study.direction.name == "MINIMIZE"
 
     # the same seed gives the same proposals (seeded sampler; OptunaSearch ignores `seed`)
-    again = tr._optuna_search(cfg, base=base, mode="min", study_name="s-other",
+    again = search.optuna_search(cfg, base=base, mode="min", study_name="s-other",
                               journal=str(tmp_path / "j2.log"))
     assert again.suggest("t0") == configs[0] and again.suggest("t1") == configs[1]
     kind = {"tpe": optuna.samplers.TPESampler, "gp": optuna.samplers.GPSampler,
@@ -45,16 +45,16 @@ def test_searcher_starts_at_the_paper_point_and_writes_the_journal(tmp_path, sam
 
 
 def test_ghost_trials_left_running_are_failed(tmp_path):
-    from sweeps import tune_runner as tr
+    from sweeps import search
 
     journal = str(tmp_path / "optuna_journal.log")
     cfg = smoke_config()
-    searcher = tr._optuna_search(cfg, base=cfg.base_run_config(), mode="min", study_name="g",
+    searcher = search.optuna_search(cfg, base=cfg.base_run_config(), mode="min", study_name="g",
                                  journal=journal)
     searcher.suggest("t0")
     searcher.on_trial_complete("t0", result={"objective": 1.0})
     searcher.suggest("t1")  # asked, never told: what a killed driver leaves behind
-    tr._close_ghost_trials("g", journal)
+    search.close_ghost_trials("g", journal)
     study = optuna.load_study(study_name="g", storage=JournalStorage(JournalFileBackend(journal)))
     assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]
 
@@ -62,11 +62,11 @@ def test_ghost_trials_left_running_are_failed(tmp_path):
 def test_optuna_dashboard_reads_the_journal(tmp_path):
     from optuna_dashboard._storage_url import get_storage
 
-    from sweeps import tune_runner as tr
+    from sweeps import search
 
     journal = str(tmp_path / "optuna_journal.log")
     cfg = smoke_config()
-    searcher = tr._optuna_search(cfg, base=cfg.base_run_config(), mode="min", study_name="d",
+    searcher = search.optuna_search(cfg, base=cfg.base_run_config(), mode="min", study_name="d",
                                  journal=journal)
     searcher.suggest("t0")
     searcher.on_trial_complete("t0", result={"objective": 1.0})
@@ -76,11 +76,11 @@ def test_optuna_dashboard_reads_the_journal(tmp_path):
 
 def test_a_trial_the_journal_already_finished_is_not_told_twice(tmp_path):
     """Driver killed after `tell` but before Tune's snapshot: the restored trial runs on."""
-    from sweeps import tune_runner as tr
+    from sweeps import search
 
     journal = str(tmp_path / "optuna_journal.log")
     cfg = smoke_config()
-    searcher = tr._optuna_search(cfg, base=cfg.base_run_config(), mode="min", study_name="k",
+    searcher = search.optuna_search(cfg, base=cfg.base_run_config(), mode="min", study_name="k",
                                  journal=journal)
     config = searcher.suggest("t0")
     searcher.on_trial_result("t0", {"objective": 1.5, "training_iteration": 1})
@@ -89,7 +89,7 @@ def test_a_trial_the_journal_already_finished_is_not_told_twice(tmp_path):
     searcher.on_trial_complete("t0", result={"objective": 1.0})  # told; then the kill
 
     # Tune unpickles the searcher it built first (no second enqueue of the start point)
-    restored = tr._optuna_search(dataclasses.replace(cfg, paper_start=False),
+    restored = search.optuna_search(dataclasses.replace(cfg, paper_start=False),
                                  base=cfg.base_run_config(), mode="min", study_name="k",
                                  journal=journal)
     restored.restore(state)

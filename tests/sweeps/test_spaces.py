@@ -131,6 +131,9 @@ def test_a_define_by_run_pickled_before_method_packages_still_samples():
     trial = study.ask()
     fn(trial)
     assert set(trial.params) == {"omega1", "omega2", "alpha", "tau"}
-    with pytest.warns(DeprecationWarning, match="hscl.tau"):  # and the names still build a config
-        cfg = RunConfig.from_dict(trial.params, source="restored trial")
+    from sweeps.compat import upgrade_config
+
+    with pytest.warns(FutureWarning, match=r"hscl\.tau.*until mmsa-sweeps 0\.3\.0"):  # the trial upgrades them
+        values = upgrade_config(trial.params, source="restored trial")
+    cfg = RunConfig.from_dict(values, source="restored trial")
     assert cfg.params.tau == trial.params["tau"]

@@ -107,5 +107,4 @@ METHOD = Method(
                     why="without label information: SupCR -> the unsupervised multi-view InfoNCE "
                         "on the same views (hscl.md §5)"),
     ),
-    legacy_names={n: n for n in ("omega1", "omega2", "alpha", "tau", "sim_norm", "label_info", "faithful")},
 )

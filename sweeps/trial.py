@@ -1,29 +1,27 @@
-"""The trainable: one trial = one `mmsa_core.trainer.train` run, reported to Tune and MLflow.
+"""One trial = one `mmsa_core.trainer.train` run, reported to Tune and MLflow.
 
 Why a module of its own: this is the code that runs *inside* the Ray workers (search trials and
 grid runs alike); everything else in the sweep layer runs in the driver. It logs one MLflow batch
-and one ``tune.report`` (with a checkpoint) per epoch.
+and one ``tune.report`` (with a checkpoint) per epoch. Tune calls it through
+`sweeps.tune_objects.trainable`, with the trial's `TrialContext` — every setting a trial needs
+travels there, typed; none through environment variables.
 
 The trial never closes its own bookkeeping: ASHA stops a trial with ``SystemExit`` raised inside
-``tune.report``, so final MLflow statuses are set by the driver (`sweeps.callbacks`).
-Tune pickles `_wrap`'s result and registers it under the name ``_trainable``: keep that name, or
-``Tuner.restore`` of an interrupted sweep refuses the trainable.
+``tune.report``, so final MLflow statuses are set by the driver (`sweeps.child_status`).
 
-Per-trial time limit (``--trial-timeout``, `_TrialContext.trial_timeout`, else
-``$MMSA_TRIAL_TIMEOUT`` read by `_wrap` in the driver): a hanging trial never reports, so no
-Tune stopper or scheduler sees it, and a check in the epoch callback never runs. A watchdog
-thread in the trial's own process (`_Watchdog`) does: when the attempt has run longer than the
-limit it records ``timeout_reason = "trial timeout after N s ..."`` on the trial's MLflow run and
-ends the worker process. Tune sees a dead worker and retries the trial from its last checkpoint
+Per-trial time limit (``--trial-timeout``, `TrialContext.trial_timeout`): a hanging trial never
+reports, so no Tune stopper or scheduler sees it, and a check in the epoch callback never runs. A
+watchdog thread in the trial's own process (`Watchdog`) does: when the attempt has run longer than
+the limit it records ``timeout_reason = "trial timeout after N s ..."`` on the trial's MLflow run
+and ends the worker process. Tune sees a dead worker and retries the trial from its last checkpoint
 within ``max_failures`` (a hang is often transient: stuck I/O, a bad node); once the retries are
 used up the driver marks the run FAILED with the timeout first in its ``error`` tag
-(`sweeps.callbacks`). Works the same on a cluster: the limit travels with the pickled context.
+(`sweeps.child_status`). Works the same on a cluster: the limit travels with the context.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import sys
@@ -31,36 +29,54 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 import ray
 from ray import tune
 
+from mmsa_core.record_names import Tag
+from sweeps import compat
 from sweeps import objective as obj
 from sweeps.cluster import DatasetRef
-from sweeps.config import TrackingTarget, TrialResources
+from sweeps.config import TrackingTarget
+from sweeps.runtime_options import TrialResources
 from sweeps.faults import FaultSpec
 from sweeps.state import read_json, write_json
 from sweeps.tracking import Tracker, flatten_params
 from sweeps.trial_logging import EpochMetricLog, patient
 
 log = logging.getLogger("sweeps")
-_META_FILE = "sweep_meta.json"  # inside every checkpoint: the MLflow run id and the epoch
-TIMEOUT_ENV = "MMSA_TRIAL_TIMEOUT"  # seconds; the driver's fallback for _TrialContext.trial_timeout
-TIMEOUT_TAG = "timeout_reason"  # on the MLflow run of a trial whose attempt the watchdog ended
+META_FILE = "sweep_meta.json"  # inside every checkpoint: the MLflow run id and the epoch
+
+
+class TrialEvaluation(Protocol):
+    """What a trial runs after training on some of its runs (the studies' test-time evaluations).
+
+    Picklable (Ray ships it to the workers). ``applies_to(run_key)``: whether the run gets it;
+    ``__call__(cfg, data, checkpoint_dir)``: the metrics to log, from the best-validation weights in
+    the checkpoint. It must not raise for a failed evaluation: the driver completes what is missing.
+    """
+
+    def applies_to(self, run_key: str) -> bool: ...
+
+    def __call__(self, cfg: Any, data: Any, checkpoint_dir: str) -> Mapping[str, float]: ...
 
 
 @dataclass(frozen=True)
-class _TrialContext:
+class TrialContext:
+    """Everything a trial needs besides its configuration, typed, shipped with the trainable."""
+
     target: TrackingTarget
     resources: TrialResources
     default_stage: str = "search"
-    fault: str = ""
-    post_train: Callable[..., Mapping[str, float]] | None = None
+    fault: str = ""  # testing only (sweeps.faults)
+    evaluation: TrialEvaluation | None = None  # after training, on the runs it applies to
     trial_timeout: float = 0.0  # seconds one attempt may run; 0 = no limit (see the module doc)
+    verbose: int = 1  # the console's verbosity (Ray Train's per-checkpoint messages below 2)
+    mlflow_wait: float = 600.0  # seconds to keep trying MLflow when the trial starts and ends
 
 
-class _Watchdog:
+class Watchdog:
     """Ends this worker process when a trial attempt runs past its time limit (a hang).
 
     `run_id` / `epoch` are updated by the trial as it goes; on expiry the reason is tagged on the
@@ -87,7 +103,7 @@ class _Watchdog:
         if self.run_id is not None:
             run_id = self.run_id
             tagger = threading.Thread(
-                target=lambda: Tracker(self.tracking_uri).set_tags(run_id, {TIMEOUT_TAG: reason}),
+                target=lambda: Tracker(self.tracking_uri).set_tags(run_id, {Tag.TIMEOUT_REASON: reason}),
                 daemon=True)
             tagger.start()
             tagger.join(15)
@@ -95,8 +111,7 @@ class _Watchdog:
         os._exit(1)
 
 
-def _trainable(config: dict[str, Any], data: DatasetRef | None = None,
-               context: _TrialContext | None = None) -> None:
+def run_trial(config: dict[str, Any], data: DatasetRef, context: TrialContext) -> None:
     """One trial: train a RunConfig, one MLflow batch + one Tune report (with checkpoint) per epoch.
 
     ``config`` is either a flat RunConfig dict (search trials; the MLflow run key is the Tune
@@ -104,19 +119,18 @@ def _trainable(config: dict[str, Any], data: DatasetRef | None = None,
     """
     from mmsa_core.config import RunConfig
 
-    assert data is not None and context is not None
     trial_id = tune.get_context().get_trial_id()
     spec = config.get("_run") or {"key": trial_id, "name": "", "tags": {}, "config": config}
     key = spec["key"]
-    cfg = RunConfig.from_dict(spec["config"], source=f"trial {trial_id}")
-    if int(os.environ.get("MMSA_SWEEP_VERBOSE", "1")) < 2:  # Ray Train's per-checkpoint chatter
+    values = compat.upgrade_config(spec["config"], source=f"trial {trial_id}")
+    cfg = RunConfig.from_dict(values, source=f"trial {trial_id}")
+    if context.verbose < 2:  # Ray Train's per-checkpoint chatter
         logging.getLogger("ray.train").setLevel(logging.WARNING)
     dataset = ray.get(data.ref)
-    _cap_gpu_memory(context.resources.gpu)
+    cap_gpu_memory(context.resources.gpu)
     faults = FaultSpec.parse(context.fault)
     target = context.target
-    trial_timeout = getattr(context, "trial_timeout", 0.0)  # contexts pickled before the field
-    watchdog = _Watchdog(trial_timeout, target.tracking_uri, key) if trial_timeout > 0 else None
+    watchdog = Watchdog(context.trial_timeout, target.tracking_uri, key) if context.trial_timeout > 0 else None
     try:
         _run_trial(cfg, spec, key, trial_id, dataset, context, faults, watchdog)
     finally:
@@ -142,40 +156,41 @@ def release_freed_memory() -> None:
 
 
 def _run_trial(cfg: Any, spec: dict[str, Any], key: str, trial_id: str, dataset: Any,
-               context: _TrialContext, faults: list[FaultSpec], watchdog: _Watchdog | None) -> None:
-    """`_trainable`'s body, inside its watchdog: find or open the run, train, log, report."""
+               context: TrialContext, faults: list[FaultSpec], watchdog: Watchdog | None) -> None:
+    """`run_trial`'s body, inside its watchdog: find or open the run, train, log, report."""
     from mmsa_core.trainer import train
 
     target = context.target
     tracker = Tracker(target.tracking_uri)
-    stage = spec["tags"].get("stage", context.default_stage)
-    tags = {**target.tags, "stage": stage, "trial_id": trial_id, "method": cfg.method,
-            "dataset": dataset.name, "seed": str(cfg.seed), **spec["tags"]}
+    stage = spec["tags"].get(Tag.STAGE, context.default_stage)
+    tags = {**target.tags, Tag.STAGE: stage, Tag.TRIAL_ID: trial_id, Tag.METHOD: cfg.method,
+            Tag.DATASET: dataset.name, Tag.SEED: str(cfg.seed), **spec["tags"]}
 
     with contextlib.ExitStack() as stack:
         checkpoint = tune.get_checkpoint()
         resume_dir, meta = None, {}
         if checkpoint is not None:
             resume_dir = stack.enter_context(checkpoint.as_directory())
-            meta_path = os.path.join(resume_dir, _META_FILE)
+            meta_path = os.path.join(resume_dir, META_FILE)
             if os.path.exists(meta_path):
                 meta = read_json(meta_path)
         # A restored / retried trial continues its own run: the id its checkpoint names, else the
         # run found by its key (a trial that died before its first checkpoint), else a new one.
-        # MLflow down at this point: tried again for $MMSA_MLFLOW_WAIT seconds (`trial_logging`).
+        # MLflow down at this point: tried again for context.mlflow_wait seconds (`trial_logging`).
         def open_run() -> tuple[str, int]:
             found = meta.get("run_id") if meta.get("run_id") and tracker.reopen(meta["run_id"], tags) else None
             if found is None:
                 found, _ = tracker.child_run(
                     experiment_id=target.experiment_id, parent_run_id=target.parent_run_id, run_key=key,
-                    run_name=spec["name"] or f"{tags.get('sweep_name', 'run')}-{key}", tags=tags,
+                    run_name=spec["name"] or f"{tags.get(Tag.NAME, 'run')}-{key}", tags=tags,
                     params=flatten_params(cfg.to_dict()))
             if resume_dir is not None:
-                tracker.set_tags(found, {"resumed_from_epoch": meta.get("epoch", "?")})
+                tracker.set_tags(found, {Tag.RESUMED_FROM_EPOCH: meta.get("epoch", "?")})
             tracker.log_trial_dataset(found, dataset, target.tags, context=stage)  # digest from the driver
             return found, _logged_epochs(tracker, found)
 
-        run_id, already_logged = patient(open_run, "the trial's run", target.tracking_uri)
+        wait_s = context.mlflow_wait
+        run_id, already_logged = patient(open_run, "the trial's run", target.tracking_uri, wait_s=wait_s)
         # Epochs this run logged after the checkpoint this attempt starts from: the driver stopped
         # (Ctrl-C, a kill) after the trial persisted a checkpoint but before Tune recorded it, so
         # the attempt trains them again. They are not logged twice (no duplicate (run, key, step));
@@ -183,7 +198,7 @@ def _run_trial(cfg: Any, spec: dict[str, Any], key: str, trial_id: str, dataset:
         start_epoch = int(meta.get("epoch", 0) or 0)
         if already_logged > start_epoch:
             with contextlib.suppress(Exception):
-                tracker.set_tags(run_id, {"retrained_epochs": f"{start_epoch + 1}-{already_logged}"})
+                tracker.set_tags(run_id, {Tag.RETRAINED_EPOCHS: f"{start_epoch + 1}-{already_logged}"})
         epochs_log = EpochMetricLog.from_meta(tracker, run_id, meta, already_logged)
         epochs_log.flush()  # epochs a dead attempt could not record, from its checkpoint
         if watchdog is not None:
@@ -192,7 +207,7 @@ def _run_trial(cfg: Any, spec: dict[str, Any], key: str, trial_id: str, dataset:
         last_save: list[Callable[[str], None]] = []
 
         def write_meta(d: str, epoch: int) -> None:
-            write_json(os.path.join(d, _META_FILE), {"run_id": run_id, "epoch": epoch, "key": key,
+            write_json(os.path.join(d, META_FILE), {"run_id": run_id, "epoch": epoch, "key": key,
                                                      "pending_metrics": epochs_log.meta()})
 
         def on_epoch_end(record, save_checkpoint) -> None:
@@ -222,43 +237,36 @@ def _run_trial(cfg: Any, spec: dict[str, Any], key: str, trial_id: str, dataset:
             result = train(cfg, dataset, on_epoch_end=on_epoch_end, resume_from=resume_dir,
                            progress=False)
         except SystemExit:  # ASHA stopped the trial inside tune.report: it will not resume
-            epochs_log.flush_patiently()
+            epochs_log.flush_patiently(wait_s=wait_s)
             raise
-        epochs_log.flush_patiently()
+        epochs_log.flush_patiently(wait_s=wait_s)
 
         # Reached only when no scheduler stopped the trial (always true in grids).
-        if context.post_train is not None:
+        if context.evaluation is not None and context.evaluation.applies_to(key):
             with tempfile.TemporaryDirectory(prefix="mmsa-final-") as d:
                 if last_save:
                     last_save[0](d)
                     ckpt_dir = d
                 else:  # resumed after its last epoch: the checkpoint is the final state
                     ckpt_dir = resume_dir
-                extra = dict(context.post_train(cfg, dataset, ckpt_dir) or {})
+                extra = dict(context.evaluation(cfg, dataset, ckpt_dir) or {})
             if extra:
                 stamp = int(time.time() * 1000)  # one timestamp: a re-send is idempotent in MLflow
                 patient(lambda: tracker.log_metrics(run_id, extra, step=result.epochs_run, timestamp_ms=stamp),
-                        "the post-training metrics", target.tracking_uri)
+                        "the post-training metrics", target.tracking_uri, wait_s=wait_s)
 
 
 def _logged_epochs(tracker: Tracker, run_id: str) -> int:
     """The last epoch (step) of the run's per-epoch history (0 for a new run)."""
-    return max((int(m.step) for m in tracker.client.get_metric_history(run_id, "train/loss")), default=0)
+    from mmsa_core.record_names import TRAIN_LOSS
+
+    return max((int(m.step) for m in tracker.client.get_metric_history(run_id, TRAIN_LOSS)), default=0)
 
 
-def _cap_gpu_memory(gpus: float) -> None:
+def cap_gpu_memory(gpus: float) -> None:
     """With a fractional GPU, cap this process's CUDA allocator to its share of the memory."""
     if 0 < gpus < 1:
         import torch
 
         if torch.cuda.is_available():
             torch.cuda.set_per_process_memory_fraction(gpus, device=0)
-
-
-def _wrap(shared: DatasetRef, context: _TrialContext, resources: TrialResources) -> Any:
-    """The same wrapped trainable for a new Tuner and for Tuner.restore."""
-    if not context.trial_timeout and os.environ.get(TIMEOUT_ENV):  # set by the command line
-        context = dataclasses.replace(context, trial_timeout=float(os.environ[TIMEOUT_ENV]))
-    fn = tune.with_parameters(_trainable, data=shared, context=context)
-    return tune.with_resources(fn, {"cpu": resources.cpu, "gpu": resources.gpu})
-
