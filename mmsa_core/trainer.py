@@ -7,6 +7,13 @@ terms per step, per-sample state, the predicting head, gradient accumulation —
 method's `MethodRuntime` (`mmsa_core.methods.runtime`); the loop itself never names a method. Test metrics are computed every epoch for information and
 *read at the best validation epoch* — the test split never takes part in selection.
 
+Gradient accumulation (``runtime.accumulation_steps`` = k > 1): one optimiser step per k batches on
+the *sum* of their losses' gradients, as Self-MM's code does. Adam's ``weight_decay`` is coupled (it
+adds wd·p to the gradient at each step), so the step equals one unaccumulated step on the summed
+loss; dividing each loss by k instead would make the decay k times stronger relative to the
+gradient. The clipping bound applies to that summed gradient. A final incomplete group at the end of
+an epoch is stepped too (Self-MM's code drops its gradients).
+
 The sweep layer reports through `on_epoch_end(record, save_checkpoint)`; `save_checkpoint(dir)`
 writes everything needed to continue the run bit-for-bit (`resume_from=dir`).
 """
@@ -248,7 +255,9 @@ def train(cfg: RunConfig, data: "MSADataset | None" = None, *,
                     + ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
                     + f"); config: lr_text={cfg.lr_text}, lr_other={cfg.lr_other}, "
                     + ", ".join(f"{k}={v}" for k, v in cfg.to_dict().items() if k.startswith(cfg.method + ".")))
-            scaler.scale(loss / accumulate if accumulate > 1 else loss).backward()
+            # accumulated batches' losses are summed, not averaged: Adam's coupled weight decay adds
+            # wd·p to the step's gradient once, so a mean would weigh it `accumulate` times as much
+            scaler.scale(loss).backward()
             runtime.after_backward(batch)
             if step % accumulate == 0 or step == steps:
                 scaler.unscale_(optimizer)

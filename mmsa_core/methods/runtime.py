@@ -11,7 +11,9 @@ asks the method, through a `MethodRuntime`, only what differs between methods:
 - `parameter_groups()`: optimiser groups (default: the pretrained text encoder, and the rest);
 - `state_dict()` / `load_state_dict()`: method state that a checkpoint must carry so that a
   resumed run continues bit-exactly (model weights are saved by the trainer);
-- `accumulation_steps`: batches per optimiser step (Self-MM's ``update_epochs``);
+- `accumulation_steps`: batches per optimiser step (Self-MM's ``update_epochs``); the step's
+  gradient is the sum over those batches (not the mean), so that Adam's coupled weight decay and the
+  clipping bound see what one step on the summed loss would;
 - `trim_padding`: whether the trainer may cut all-padding columns of a batch (pure speed).
 
 A method's ``runtime`` module exposes ``build(cfg, data, device) -> MethodRuntime``.

@@ -1,12 +1,15 @@
 """Self-MM: the ULGM label update against a hand-computed example, the in-batch order, the epoch-1
-zero weights, the loss terms against loop-based definitions, the method's facts, training runs and
-bit-exact resume with the label bank in the checkpoint."""
+zero weights, the loss terms against loop-based definitions, the method's facts, training runs,
+bit-exact resume with the label bank in the checkpoint, the trainer's labels and weights against a
+transcription of Self-MM's training (ULGM and accumulated Adam steps with coupled decay), and fp32
+bank features under bf16 autocast."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -379,3 +382,168 @@ def test_the_label_bank_is_in_the_checkpoint_and_resumes_exactly(tiny_data, tmp_
 def test_the_registry_builds_the_self_mm_runtime(tiny_data):
     assert METHOD.runtime == "mmsa_core.methods.selfmm.runtime"
     assert type(build_runtime(tiny_config(**FAST), tiny_data)) is SelfMMRuntime
+
+
+# ------------------------------------------------------------------------------------------------
+# the trainer's Self-MM loop against a transcription of Self-MM's training (paper + MMSA's order)
+
+H, ULGM_EPS = 3.0, 1e-8  # Self-MM's label clamp and the ε of δ and of δ_s/δ_f
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, which Self-MM's code uses
+
+
+class _ReferenceULGM:
+    """Self-MM's label generation, written from the equations in NumPy float64."""
+
+    def __init__(self, y_m, widths):
+        self.y = {k: np.array(y_m, dtype=np.float64) for k in widths}  # "f" = y_M, never updated
+        self.h = {k: np.zeros((len(y_m), w)) for k, w in widths.items()}
+        self.c = {k: {"pos": np.zeros(w), "neg": np.zeros(w)} for k, w in widths.items()}
+
+    def delta(self, k, feats):
+        d_p = np.linalg.norm(feats - self.c[k]["pos"], axis=1)
+        d_n = np.linalg.norm(feats - self.c[k]["neg"], axis=1)
+        return (d_n - d_p) / (d_p + ULGM_EPS)
+
+    def after_backward(self, feats, idx, epoch):
+        if epoch > 1:  # ŷ_s from the centres as they are (the previous batch's), then the momentum
+            y_m, delta_f = self.y["f"][idx], self.delta("f", feats["f"])
+            for s in ("t", "a", "v"):
+                delta_s = self.delta(s, feats[s])
+                target = 0.5 * (delta_s / (delta_f + ULGM_EPS)) * y_m + 0.5 * (y_m + delta_s - delta_f)
+                target = np.clip(target, -H, H)
+                n = epoch
+                self.y[s][idx] = (n - 1) / (n + 1) * self.y[s][idx] + 2 / (n + 1) * target
+        for k in self.h:
+            self.h[k][idx] = feats[k]
+        # centres from every sample's current label, zero in neither class; an empty class keeps
+        # its centre (the project's reconstruction: Self-MM's code would take a mean of nothing)
+        for k in self.h:
+            for name, members in (("pos", self.y[k] > 0), ("neg", self.y[k] < 0)):
+                if members.any():
+                    self.c[k][name] = self.h[k][members].mean(axis=0)
+
+
+def _reference_selfmm(cfg, data, epochs):
+    """Self-MM's training, transcribed: per batch L = mean|ŷ_M − y_M| + Σ_s mean(tanh|y_s − y_M|·|ŷ_s − y_s|)
+    with the labels as they are, its gradient added to the group's sum, then the ULGM step; after
+    every ``update_epochs`` batches (and after an epoch's last, the project's choice) one Adam step
+    with coupled decay, g ← Σ_b ∇L_b + wd·p, on NumPy float64 master weights. The model's torch
+    forward/backward gives ŷ, h and ∇L_b. Returns (labels, weights) after every epoch."""
+    from mmsa_core.trainer import seed_everything
+
+    seed_everything(cfg.seed, cfg.deterministic)  # the trainer's initial weights
+    runtime = build_runtime(cfg, data)  # for its model and optimiser groups only (tested above)
+    model = runtime.model
+    model.train()
+    named = dict(model.named_parameters())
+    ids = {id(w): n for n, w in named.items()}
+    hyper = {ids[id(w)]: (g["lr"], g["weight_decay"]) for g in runtime.parameter_groups() for w in g["params"]}
+    master = {n: w.detach().double().numpy().copy() for n, w in named.items()}
+    adam = {n: {"t": 0, "m": np.zeros_like(v), "v": np.zeros_like(v)} for n, v in master.items()}
+    y_true = np.array(data.splits["train"].labels, dtype=np.float64)
+    p = cfg.method_params
+    ulgm = _ReferenceULGM(y_true, {"f": p.post_fusion_dim, "t": p.post_text_dim, "a": p.post_audio_dim,
+                                   "v": p.post_video_dim})
+    k = p.update_epochs
+    history = []
+    for epoch in range(1, epochs + 1):
+        loader = make_loader(data.splits["train"], batch_size=cfg.batch_size, shuffle=True,
+                             seed=cfg.seed * 1000 + epoch)
+        grads: dict[str, np.ndarray] = {}
+        for step, raw in enumerate(loader, start=1):
+            batch = prepare_batch(raw, "cpu", True)
+            idx = batch.index.numpy()
+            with torch.no_grad():
+                for n, w in named.items():
+                    w.copy_(torch.from_numpy(master[n]))
+            model.zero_grad(set_to_none=True)
+            out = model(batch)
+            y_m = torch.tensor(ulgm.y["f"][idx], dtype=torch.float32)
+            loss = (out.prediction - y_m).abs().mean()
+            for s in ("t", "a", "v"):
+                y_s = torch.tensor(ulgm.y[s][idx], dtype=torch.float32)
+                loss = loss + (torch.tanh((y_s - y_m).abs()) * (out.predictions[s] - y_s).abs()).mean()
+            loss.backward()
+            for n, w in named.items():
+                if w.grad is not None:
+                    grads[n] = grads.get(n, 0.0) + w.grad.double().numpy()
+            ulgm.after_backward({key: v.detach().double().numpy() for key, v in out.features.items()},
+                                idx, epoch)
+            if step % k == 0 or step == len(loader):
+                norm = math.sqrt(sum(float((g ** 2).sum()) for g in grads.values()))
+                scale = min(1.0, cfg.grad_clip / (norm + 1e-6))  # the shared loop's clipping (never binds here)
+                for n, g in grads.items():  # a parameter without a gradient is not stepped (torch's Adam)
+                    lr, wd = hyper[n]
+                    st = adam[n]
+                    g = scale * g + wd * master[n]
+                    st["t"] += 1
+                    st["m"] = ADAM_BETAS[0] * st["m"] + (1 - ADAM_BETAS[0]) * g
+                    st["v"] = ADAM_BETAS[1] * st["v"] + (1 - ADAM_BETAS[1]) * g * g
+                    m_hat = st["m"] / (1 - ADAM_BETAS[0] ** st["t"])
+                    v_hat = st["v"] / (1 - ADAM_BETAS[1] ** st["t"])
+                    master[n] = master[n] - lr * m_hat / (np.sqrt(v_hat) + ADAM_EPS)
+                grads = {}
+        history.append(({s: ulgm.y[s].copy() for s in ("t", "a", "v")},
+                        {n: v.copy() for n, v in master.items()}))
+    return history
+
+
+def test_training_matches_a_transcription_of_self_mms_update(tiny_data, tmp_path):
+    p = Params()
+    assert (p.label_clip, p.eps, p.exclude_zero) == (H, ULGM_EPS, True), "Self-MM's constants"
+    # no dropout (the reference's forward passes must see the trainer's); distinct decays per group,
+    # large enough that 4x one of them (a mean over the accumulated batches) would show
+    cfg = tiny_config(**FAST, batch_size=16, max_epochs=3, dropout=0.0, post_fusion_dropout=0.0,
+                      post_text_dropout=0.0, post_audio_dropout=0.0, post_video_dropout=0.0,
+                      lr_gamma=1.0, grad_clip=1e9, weight_decay=0.04, weight_decay_text=0.01,
+                      weight_decay_audio=0.02, weight_decay_video=0.03)
+    assert cfg.method_params.update_epochs == 4  # 6 batches per epoch: steps after batches 4 and 6
+
+    def keep(record, save_checkpoint):
+        save_checkpoint(tmp_path / f"epoch{record.epoch}")
+
+    train(cfg, tiny_data, on_epoch_end=keep, progress=False)
+    reference = _reference_selfmm(cfg, tiny_data, epochs=3)
+    for epoch, (labels, weights) in enumerate(reference, start=1):
+        state = torch.load(tmp_path / f"epoch{epoch}" / STATE_FILE, weights_only=False)
+        bank = state["method_state"]["label_bank"]
+        for s in ("t", "a", "v"):
+            got = bank["labels"][s].double().numpy()
+            # float32 run against float64 reference (seen: ≤ 1.6e-5): δ_s/δ_f amplifies rounding
+            # where δ_f is small
+            np.testing.assert_allclose(got, labels[s], rtol=0, atol=2e-4, err_msg=f"epoch {epoch}, y_{s}")
+        for n, want in weights.items():
+            # float32 weights against float64 ones (seen: ≤ 1.4e-6); with the losses averaged over
+            # the 4 batches instead of summed (4x the decay) they differ by 2e-2 after epoch 1
+            np.testing.assert_allclose(state["model"][n].double().numpy(), want, rtol=0, atol=1e-5,
+                                       err_msg=f"epoch {epoch}, {n}")
+    moved = {s: float(np.abs(reference[-1][0][s] - np.array(tiny_data.splits["train"].labels)).max())
+             for s in "tav"}
+    assert all(v > 0.05 for v in moved.values()), moved
+
+
+def test_bank_features_are_fp32_under_bf16_autocast(tiny_data):
+    """The trainer's ``amp`` (bf16 autocast, on CUDA) must not round the bank's features: the heads
+    run in fp32, so the bank holds ReLU(W1·x) of the heads' inputs x to fp32 precision. CPU autocast
+    stands in for CUDA's here."""
+    cfg = tiny_config(**FAST, post_fusion_dropout=0.0, post_text_dropout=0.0, post_audio_dropout=0.0,
+                      post_video_dropout=0.0)
+    torch.manual_seed(0)
+    runtime = build_runtime(cfg, tiny_data)
+    inputs = {}
+    for k, head in runtime.model.heads.items():
+        head.register_forward_pre_hook(lambda mod, args, k=k: inputs.__setitem__(k, args[0].detach()))
+    batch = first_batch(tiny_data)
+    runtime.on_epoch_start(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        runtime.training_terms(batch, epoch=1)
+    assert inputs["a"].dtype == torch.bfloat16, "autocast must have run the encoders in bf16"
+    runtime.after_backward(batch)
+    for k, head in runtime.model.heads.items():
+        w, b = head.layer_1.weight.detach().double(), head.layer_1.bias.detach().double()
+        want = torch.relu(inputs[k].double() @ w.T + b)  # the definition, in float64
+        got = runtime.bank.features[k][batch.index]
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got.double(), want, rtol=0, atol=1e-5)
+        # what bf16 features would be off by: far outside that tolerance
+        assert float((got.to(torch.bfloat16).double() - want).abs().max()) > 1e-3, k

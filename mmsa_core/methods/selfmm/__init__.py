@@ -47,10 +47,19 @@ Model (Self-MM's ``models/multiTask/SELF_MM.py`` over this project's encoders):
   clips), early stopping after 8 epochs (``patience=8``), selection on the fused head's validation
   L1 (``select_metric='mae'``), evaluation prediction = the fused head. No maximum epoch count is
   pinned (Self-MM loops until early stopping): the shared ``max_epochs`` stands.
-- ``update_epochs = 4`` is gradient accumulation over 4 batches (`MethodRuntime.accumulation_steps`).
-  The shared loop divides each batch's loss by the number of accumulated batches (Self-MM sums
-  them; Adam is invariant to that scale up to ε) and steps on a final incomplete group at the end
-  of an epoch (Self-MM's loop drops those gradients).
+- ``update_epochs = 4`` is gradient accumulation over 4 batches (`MethodRuntime.accumulation_steps`):
+  one Adam step on the *sum* of the 4 batches' gradients, as Self-MM's code (``loss.backward()`` per
+  batch, unscaled). The sum, not the mean: Adam is invariant to the gradient's scale only without
+  weight decay, and its ``weight_decay`` adds wd·p to the gradient at each step, so a mean would
+  give every group 4× Self-MM's decay. The shared loop's clipping bound applies to that summed
+  gradient (the presets' 1e9, shared with `shared_private`, never binds). The shared loop also steps
+  on a final incomplete group at the end of an epoch (Self-MM's loop drops those gradients).
+- Precision: the heads (bank features h_s and predictions ŷ) run in fp32 outside the trainer's
+  autocast (bf16 on CUDA, ``amp``), on the encoders' output cast to fp32, so the bank holds fp32
+  features as Self-MM's code does (its whole model runs in fp32); features rounded to bf16 (8
+  significant bits) move the generated labels, most where δ_f ≈ 0 amplifies the rounding. The
+  encoders keep the run's precision, as in every method. On the CPU there is no autocast and
+  nothing changes.
 - *reconstruction*: a class with no member (all labels of a head on one side) keeps its previous
   centre (zeros at the start); Self-MM's code would take the mean of nothing (NaN).
 

@@ -43,7 +43,13 @@ class SelfMMOutput:
 
 
 class PostHead(nn.Module):
-    """Self-MM's post layers: h = ReLU(W1 · Dropout(x)) (the bank feature), ŷ = W3 · ReLU(W2 · h)."""
+    """Self-MM's post layers: h = ReLU(W1 · Dropout(x)) (the bank feature), ŷ = W3 · ReLU(W2 · h).
+
+    Runs in fp32 outside autocast (the trainer's bf16 on CUDA): h is written into the ULGM bank, and
+    Self-MM's code computes it in fp32; rounding it to bf16 moves the generated labels. The heads
+    are small MLPs, so this costs little; their input (the encoders' output) keeps the encoders'
+    precision.
+    """
 
     def __init__(self, width: int, hidden: int, dropout: float) -> None:
         super().__init__()
@@ -53,8 +59,9 @@ class PostHead(nn.Module):
         self.layer_3 = nn.Linear(hidden, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = F.relu(self.layer_1(self.dropout(x)))
-        return self.layer_3(F.relu(self.layer_2(h))).squeeze(-1), h
+        with full_precision(x.device):
+            h = F.relu(self.layer_1(self.dropout(x.float())))
+            return self.layer_3(F.relu(self.layer_2(h))).squeeze(-1), h
 
 
 def bank_widths(cfg: "RunConfig") -> dict[str, int]:

@@ -22,8 +22,9 @@ code, equations or result table were found (`shared/spec/methods.md`): the priva
   ablation switches one pair off by name (``disable: [cov_ta]``), while ``pairs`` (a comma list of
   ``ta``, ``tv``, ``av``) is the searchable set P: a pair outside P, or whose stream the
   configuration lacks, is not defined and not computed.
-- Everything else (heads, ULGM, optimiser groups, presets) is Self-MM's; λ_cov = 0 is Self-MM with
-  the shared projections in its fused input.
+- Everything else (heads, ULGM, gradient accumulation over ``update_epochs`` batches, optimiser
+  groups, presets with ``grad_clip=1e9``) is Self-MM's; λ_cov = 0 is Self-MM with the shared
+  projections in its fused input.
 
 Modalities: ``ta``, ``tv``, ``tav`` (Self-MM's); with two modalities only their one pair exists.
 """
