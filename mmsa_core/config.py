@@ -32,6 +32,13 @@ from mmsa_core.methods.base import MODALITY_SUBSETS, MethodParams  # noqa: F401 
 
 SYNTHETIC_SOURCES: tuple[str, ...] = ("synthetic-mosi", "synthetic-mosei")
 DATASET_PRESETS: tuple[str, ...] = ("mosi", "mosei")
+# What every method shares on a dataset, applied before a method's own paper preset: the data, and
+# the acoustic / visual encoders' shapes, which must fit the dataset's feature widths (heads divide
+# the width: MOSI 5 / 20 -> 1 / 5 heads, MOSEI 74 / 35 -> 2 / 5). The shared defaults are MOSI's.
+DATASET_SETTINGS: Mapping[str, Mapping[str, Any]] = {
+    "mosi": {},
+    "mosei": dict(data="synthetic-mosei", audio_heads=2, audio_ffn=32, vision_heads=5, vision_ffn=32),
+}
 
 
 # Fields that decide the dataset arrays (`mmsa_core.trainer.load_run_data`): configurations that agree
@@ -121,12 +128,12 @@ class RunConfig:
     # presets ------------------------------------------------------------------------------
     @classmethod
     def paper(cls, method: str = "hscl", dataset: str = "mosi", **values: Any) -> "RunConfig":
-        """`method`'s own paper configuration for `dataset` (mosi | mosei), then `values`
-        (configuration keys as in `from_dict`)."""
+        """`method`'s paper configuration for `dataset` (mosi | mosei): the dataset's shared settings
+        (`DATASET_SETTINGS`), then the method's own preset, then `values` (keys as in `from_dict`)."""
         if dataset not in DATASET_PRESETS:
             raise ValueError(f"unknown dataset preset {dataset!r}; valid: {list(DATASET_PRESETS)}")
         m = get_method(method)
-        preset = dict(m.preset(dataset))
+        preset = {**DATASET_SETTINGS[dataset], **m.preset(dataset)}
         own = {k: preset.pop(k) for k in list(preset) if k in m.field_names()}
         start = cls(method=method, method_params=dataclasses.replace(m.defaults(), **own), **preset)
         return cls.from_dict(values, base=start, source=f"{method} {dataset} preset") if values else start

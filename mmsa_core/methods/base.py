@@ -72,7 +72,9 @@ class Method:
     possible_terms: Callable[["RunConfig"], tuple[str, ...]]  # terms defined for cfg's modalities
     term_weights: Callable[["RunConfig"], Mapping[str, float]]  # weight of every possible term
     space: tuple[Param, ...] = ()  # its own searched keys (``<name>.<field>``)
-    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # dataset -> changes
+    # dataset -> what the method's paper changes there (shared keys, and own fields by bare name), on
+    # top of the dataset's shared settings (`mmsa_core.config.DATASET_SETTINGS`: data, encoder shapes)
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     term_needs: Mapping[str, str] = field(default_factory=dict)  # term -> what it needs, in words
     replacements: tuple[Replacement, ...] = ()
     modality_subsets: tuple[str, ...] = MODALITY_SUBSETS
@@ -92,7 +94,7 @@ class Method:
         return self.params()
 
     def preset(self, dataset: str) -> Mapping[str, Any]:
-        """Changes its paper makes for `dataset` (shared keys, and own fields by bare name)."""
+        """Changes its paper makes for `dataset` beyond the dataset's shared settings."""
         return self.presets.get(dataset, {})
 
     # --- losses -------------------------------------------------------------------------------------

@@ -38,6 +38,25 @@ def test_the_toy_method_is_registered_from_the_environment(monkeypatch):
         RunConfig.from_dict({"method": "toy_method", "hscl.tau": 0.3})
 
 
+def test_a_method_without_presets_trains_mosei_on_moseis_data_and_widths(monkeypatch):
+    """The recipe's trap that was: a method with ``presets={}`` trained ``--preset mosei`` on MOSI's
+    data and encoder shapes. The dataset's shared settings now come from the core."""
+    from mmsa_core.config import RunConfig
+    from mmsa_core.methods import get_method
+    from mmsa_core.trainer import load_run_data, train
+
+    monkeypatch.setenv("MMSA_METHOD_MODULES", TOY)
+    assert get_method("toy_method").presets == {}
+    cfg = RunConfig.paper("toy_method", "mosei")
+    assert cfg.data == "synthetic-mosei" and (cfg.audio_heads, cfg.vision_heads) == (2, 5)
+    small = cfg.replace(text_encoder="tiny", synthetic_train=48, synthetic_valid=24, synthetic_test=24,
+                        batch_size=16, max_epochs=1, av_layers=1, num_threads=1)
+    data = load_run_data(small)
+    assert (data.audio_dim, data.vision_dim) == (74, 35)  # MOSEI's feature widths
+    res = train(small, data, progress=False)
+    assert res.epochs_run == 1 and res.best_test["mae"] == res.best_test["mae"]
+
+
 def test_single_run_cli(tmp_path):
     out = tmp_path / "run.json"
     proc = subprocess.run(

@@ -1,9 +1,10 @@
 """A toy method defined outside the product: the recipe of docs/ARCHITECTURE.md, "Add a method".
 
-It is registered by naming this module in MMSA_METHOD_MODULES (tests/core/test_method_recipe.py)
+It is registered by naming this module in MMSA_METHOD_MODULES (tests/sweeps/test_method_recipe.py)
 and runs through the single-run CLI, a --smoke sweep and an ablation spec without any file of the
 product knowing it exists. Terms: ``task`` (L1) and ``spread`` (the batch variance of the fused
-vector, pulled towards a target width — a stand-in for a method's own regulariser).
+vector, pulled towards a target width — a stand-in for a method's own regulariser). It has no
+presets of its own: ``--preset mosei`` gives it MOSEI's data and encoder shapes from the core.
 """
 
 from __future__ import annotations

@@ -58,7 +58,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from mmsa_core.methods.base import Method, MethodParams, Replacement
-from mmsa_core.methods.hscl import METHOD as _HSCL
 from mmsa_core.methods.space import Param
 
 if TYPE_CHECKING:
@@ -117,7 +116,6 @@ def term_weights(cfg: "RunConfig") -> dict[str, float]:
     return {"task": p.beta, **{t: p.alpha for t in ALIGN_TERMS}}
 
 
-_STRUCTURE = ("data", "audio_heads", "audio_ffn", "vision_heads", "vision_ffn")  # MOSEI's feature widths
 _OPTIM = dict(lr_text=1e-5, max_epochs=30, lr_step_epoch=30, seed=2022)  # train_s.sh; constant lr
 
 METHOD = Method(
@@ -143,7 +141,7 @@ METHOD = Method(
     ),
     presets={
         "mosi": dict(_OPTIM),
-        "mosei": {**{k: v for k, v in _HSCL.preset("mosei").items() if k in _STRUCTURE}, **_OPTIM},
+        "mosei": dict(_OPTIM),
     },
     term_needs={"align_t": "the text (always present)",
                 "align_a": "the acoustic stream (a)",

@@ -36,7 +36,8 @@ Every detail below the published outline is *reconstruction* and configurable:
   — Robinson et al.'s importance weighting; it applies to ``intra`` and ``inter``;
 - reconstruction: the defaults λ_intra = λ_inter = λ_semi = 0.1, τ = 0.1 (SupCon's usual value),
   μ = 0.8, ρ = 0.1 — inside the search space of methods.md, not the paper's (unpublished) values;
-- the shared fields (encoders, optimiser) follow the HSCL presets, as the L1 baseline does.
+- the shared fields: the dataset's shared settings (data, encoder shapes) and HSCL's optimisation
+  (`mmsa_core.methods.hscl.OPTIMISATION`), as the L1 baseline.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from mmsa_core.methods.base import Method, MethodParams
-from mmsa_core.methods.hscl import METHOD as _HSCL
+from mmsa_core.methods.hscl import OPTIMISATION
 from mmsa_core.methods.space import LOSS_WEIGHT, Param
 
 if TYPE_CHECKING:
@@ -141,9 +142,8 @@ METHOD = Method(
         Param("hycon.hard_beta", 0.1, 5.0, True, "strength of the hard-negative weighting (a scale "
               "inside exp), only with the switch on", when={"hycon.hard_negatives": (True,)}),
     ),
-    # HyCon's paper gives no values for these encoders: HSCL's presets for the shared fields
-    # (encoder shapes must fit each dataset's feature widths), as the L1 baseline uses them
-    presets={k: {f: v for f, v in p.items() if f not in _HSCL.field_names()} for k, p in _HSCL.presets.items()},
+    # HyCon's paper gives no values for these encoders: HSCL's optimisation, as the L1 baseline
+    presets=OPTIMISATION,
     term_needs={"intra": "any modality (text alone suffices)",
                 "inter": "at least two modalities (text and a or v)",
                 "semi": "at least two modalities (text and a or v)",

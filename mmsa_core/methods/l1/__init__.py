@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mmsa_core.methods.base import Method, MethodParams
-from mmsa_core.methods.hscl import METHOD as _HSCL
+from mmsa_core.methods.hscl import OPTIMISATION
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,5 @@ METHOD = Method(
     runtime="mmsa_core.methods.l1.runtime",
     possible_terms=lambda cfg: ("task",),
     term_weights=lambda cfg: {"task": 1.0},
-    # the baseline shares HSCL's optimisation: HSCL's presets for the shared fields
-    presets={k: {f: v for f, v in p.items() if f not in _HSCL.field_names()} for k, p in _HSCL.presets.items()},
+    presets=OPTIMISATION,  # the baseline shares HSCL's optimisation
 )

@@ -50,7 +50,8 @@ Reconstruction choices (each one a field of `Params`):
   coincide exactly; the switch matters only with ``shared_weights=False``;
 - reconstruction: the defaults λ = 0.1, τ = 0.1 (SupCon's usual value), K = 2 — inside the search
   space of methods.md, not unpublished paper values;
-- the shared fields (encoders, optimiser) follow the HSCL presets, as the L1 baseline does.
+- the shared fields: the dataset's shared settings (data, encoder shapes) and HSCL's optimisation
+  (`mmsa_core.methods.hscl.OPTIMISATION`), as the L1 baseline.
 
 Evaluate with the robustness protocol of robustness.md: train once, then test on
 `mmsa_core.data.masking.masked_split` copies at every r ∈ `RATES` (the caller masks the data).
@@ -62,7 +63,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from mmsa_core.methods.base import Method, MethodParams, Replacement
-from mmsa_core.methods.hscl import METHOD as _HSCL
+from mmsa_core.methods.hscl import OPTIMISATION
 from mmsa_core.methods.space import LOSS_WEIGHT, Param
 
 if TYPE_CHECKING:
@@ -160,8 +161,7 @@ METHOD = Method(
         Param("mmckd.contrast", kind="categorical", choices=("supcon", "supcr"),
               why="class positives (SupCon) or SupCR on the raw scores"),
     ),
-    # no published values: HSCL's presets for the shared fields, as the L1 baseline uses them
-    presets={k: {f: v for f, v in p.items() if f not in _HSCL.field_names()} for k, p in _HSCL.presets.items()},
+    presets=OPTIMISATION,  # no published values: HSCL's optimisation, as the L1 baseline
     term_needs={"student_task": "the K masked students (their forward passes)",
                 "mvsc": "two or more views: the teacher and at least one masked student"},
     replacements=(

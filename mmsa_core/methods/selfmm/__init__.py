@@ -75,7 +75,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mmsa_core.methods.base import Method, MethodParams
-from mmsa_core.methods.hscl import METHOD as _HSCL
 from mmsa_core.methods.space import Param
 
 if TYPE_CHECKING:
@@ -186,11 +185,9 @@ def space(method: str) -> tuple[Param, ...]:
 # HSCL's MOSEI stream settings (the head counts must divide MOSEI's widths 74 / 35).
 _SHARED = dict(batch_size=32, lr_text=5e-5, lr_other=1e-3, weight_decay=1e-3, patience=8,
                lr_gamma=1.0, grad_clip=1e9, select_metric="mae")
-_MOSEI_STREAMS = {k: _HSCL.presets["mosei"][k]
-                  for k in ("data", "audio_heads", "audio_ffn", "vision_heads", "vision_ffn")}
 PRESETS = {
     "mosi": dict(_SHARED),
-    "mosei": dict(_SHARED, **_MOSEI_STREAMS, weight_decay=1e-2, lr_audio=5e-3, lr_video=1e-4,
+    "mosei": dict(_SHARED, weight_decay=1e-2, lr_audio=5e-3, lr_video=1e-4,
                   weight_decay_text=1e-3, weight_decay_audio=0.0, weight_decay_video=0.0,
                   post_fusion_dim=128, post_text_dim=32, post_audio_dim=16, post_video_dim=32,
                   post_fusion_dropout=0.1, post_text_dropout=0.0, post_audio_dropout=0.0,
