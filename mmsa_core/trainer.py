@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from mmsa_core import record_names as names
-from mmsa_core.config import RunConfig
+from mmsa_core.config import PLACEMENT_FIELDS, RunConfig
 from mmsa_core.methods.runtime import MethodRuntime, build_runtime
 from mmsa_core.metrics import regression_metrics
 
@@ -49,6 +49,15 @@ EpochCallback = Callable[["EpochRecord", SaveCheckpoint], None]
 
 class NonFiniteLossError(FloatingPointError):
     """A loss term became NaN/inf: the run stops instead of reporting a silent NaN metric."""
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint was written by a run with other settings than the one asked to continue it."""
+
+
+# Fields a resumed run may change: where it runs, and how long it may go on (a longer schedule, a
+# later stop). Every other field decides what each epoch computes, and must match the checkpoint.
+RESUMABLE_CHANGES = frozenset({*PLACEMENT_FIELDS, "max_epochs", "patience"})
 
 
 @dataclass
@@ -224,7 +233,7 @@ def train(cfg: RunConfig, data: "MSADataset | None" = None, *,
     if checkpoint_dir is not None and resume_from is None and (Path(checkpoint_dir) / STATE_FILE).is_file():
         resume_from = checkpoint_dir
     if resume_from is not None:
-        best_weights = _restore(Path(resume_from), runtime, optimizer, scheduler, scaler, state, device)
+        best_weights = _restore(Path(resume_from), cfg, runtime, optimizer, scheduler, scaler, state, device)
 
     def save_checkpoint(directory: str | Path) -> None:
         _save(Path(directory), cfg, runtime, optimizer, scheduler, scaler, state, best_weights)
@@ -330,11 +339,13 @@ def _save(directory: Path, cfg: RunConfig, runtime: MethodRuntime, optimizer, sc
     os.replace(tmp, directory / STATE_FILE)  # atomic: a kill mid-write never leaves half a file
 
 
-def _restore(directory: Path, runtime: MethodRuntime, optimizer, scheduler, scaler, state: _Progress, device):
+def _restore(directory: Path, cfg: RunConfig, runtime: MethodRuntime, optimizer, scheduler, scaler,
+             state: _Progress, device):
     path = directory / STATE_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no trainer checkpoint at {path}")
     payload = torch.load(path, map_location=device, weights_only=False)
+    check_resumable(payload.get("config") or {}, cfg, str(path))
     runtime.model.load_state_dict(payload["model"])
     runtime.load_state_dict(payload.get("method_state") or {})
     optimizer.load_state_dict(payload["optimizer"])
@@ -350,6 +361,25 @@ def _restore(directory: Path, runtime: MethodRuntime, optimizer, scheduler, scal
     if rng["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
     return payload["best_model"]
+
+
+def check_resumable(saved: dict, cfg: RunConfig, where: str) -> None:
+    """Refuse to continue a checkpoint with settings that change what an epoch computes.
+
+    Compares the keys both configurations have (a checkpoint written before a field existed, or with
+    an older key name, is compared on the rest); `RESUMABLE_CHANGES` may differ.
+    """
+    now = cfg.to_dict()
+    changed = [f"{k} {saved[k]!r} -> {now[k]!r}" for k in sorted(set(saved) & set(now))
+               if k not in RESUMABLE_CHANGES and _comparable(saved[k]) != _comparable(now[k])]
+    if changed:
+        raise CheckpointMismatchError(
+            f"{where} was written by a run with other settings ({'; '.join(changed)}): continue it with the "
+            "settings it was started with, or start afresh in another checkpoint directory")
+
+
+def _comparable(value):
+    return list(value) if isinstance(value, tuple) else value
 
 
 def load_best_runtime(directory: str | Path, data: "MSADataset", *, device: str = "cpu",

@@ -255,6 +255,10 @@ class Tracker:
         for i in range(0, len(batch), 1000):  # MLflow's per-request metric limit
             self.client.log_batch(run_id, metrics=batch[i:i + 1000], synchronous=True)
 
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
+        """Log the params the run does not have yet (MLflow params are immutable)."""
+        self._log_params(run_id, params, self.client.get_run(run_id).data.params)
+
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         if tags:
             self.client.log_batch(run_id, tags=[RunTag(k, str(v)[:_MAX_TAG]) for k, v in tags.items()],

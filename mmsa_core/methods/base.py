@@ -81,6 +81,7 @@ class Method:
     citation: str = ""
     published: str = "none published"
     check: Callable[["RunConfig"], list[str]] | None = None  # cross-field problems (shared + own)
+    switches: Mapping[str, str] = field(default_factory=dict)  # own bool field -> help: a CLI flag (--faithful)
 
     # --- configuration ---------------------------------------------------------------------------
     def field_names(self) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from mmsa_core.config import RunConfig
 from mmsa_core.methods.hscl import runtime as hscl_runtime
 from mmsa_core.data.batching import make_loader
 from mmsa_core.trainer import (STATE_FILE, NonFiniteLossError, build_optimizer,
@@ -179,6 +180,12 @@ def test_cli_trains_and_writes_json_and_mlflow(tmp_path):
     runs = client.search_runs([exp.experiment_id])
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     assert runs[0].data.metrics["best/test/mae"] == pytest.approx(payload["test"]["mae"])
+    # recorded as the sweeps record their runs: stage tag, every key as a param, the dataset input
+    tags = runs[0].data.tags
+    assert (tags["stage"], tags["method"], tags["dataset"], tags["seed"]) == ("single", "hscl", "synthetic-mosi", "1111")
+    assert runs[0].data.params["text_encoder"] == "tiny" and "hscl.tau" in runs[0].data.params
+    assert [d.dataset.name for d in runs[0].inputs.dataset_inputs] == ["synthetic-mosi"]
+    assert [m.step for m in client.get_metric_history(runs[0].info.run_id, "valid/mae")] == [1, 2]
 
 
 def test_cli_rejects_bad_configuration_before_training():
@@ -195,3 +202,49 @@ def test_importing_the_core_pulls_no_ray_mlflow_optuna_or_torch():
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _cli(*args, timeout=120):
+    import time
+
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "mmsa_core.train", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+    return proc, time.monotonic() - start
+
+
+def test_cli_refuses_a_missing_cuda_device_and_a_silent_store_in_seconds():
+    """Exit 2, one line, no traceback, before any data is loaded or any epoch trained."""
+    proc, seconds = _cli("--device", "cuda", "--text-encoder", "tiny")
+    assert proc.returncode == 2 and seconds < 10, (seconds, proc.stderr[-2000:])
+    assert "no CUDA device" in proc.stderr and "Traceback" not in proc.stderr
+    proc, seconds = _cli("--tracking-uri", "http://127.0.0.1:9", "--text-encoder", "tiny")
+    assert proc.returncode == 2 and seconds < 10, (seconds, proc.stderr[-2000:])
+    assert "127.0.0.1:9" in proc.stderr and "Traceback" not in proc.stderr
+    proc, _ = _cli("--method", "l1", "--faithful")
+    assert proc.returncode == 2 and "--faithful is a switch of hscl; method 'l1' has none" in proc.stderr
+    proc, _ = _cli("--set", "hscl.omgea1=0.1")
+    assert proc.returncode == 2 and "did you mean 'hscl.omega1'" in proc.stderr
+
+
+def test_cli_starts_from_a_best_config_file(tmp_path):
+    from mmsa_core.train import build_parser, config_from_args
+
+    best = tmp_path / "best_config.json"
+    cfg = RunConfig.paper("mmckd").replace(max_epochs=3).with_params(students=2)
+    best.write_text(json.dumps({"trial_id": "t1", "objective": 0.8, "config": cfg.to_dict()}))
+    got = config_from_args(build_parser().parse_args(["--config", str(best), "--seed", "7"]))
+    assert got == cfg.replace(seed=7)
+    with pytest.raises(ValueError, match="configures 'mmckd', not --method hscl"):
+        config_from_args(build_parser().parse_args(["--config", str(best), "--method", "hscl"]))
+    assert config_from_args(build_parser().parse_args(["--faithful"])).params.faithful is True
+
+
+def test_a_checkpoint_resumes_only_with_the_settings_it_was_written_with(tiny_data, tmp_path):
+    from mmsa_core.trainer import CheckpointMismatchError
+
+    train(tiny_config(max_epochs=1), tiny_data, checkpoint_dir=tmp_path, progress=False)
+    with pytest.raises(CheckpointMismatchError, match=r"hscl.tau 0.5 -> 0.3; lr_other 0.001 -> 0.002"):
+        train(tiny_config(max_epochs=2, tau=0.3, lr_other=2e-3), tiny_data, checkpoint_dir=tmp_path, progress=False)
+    longer = train(tiny_config(max_epochs=2, patience=3), tiny_data, checkpoint_dir=tmp_path, progress=False)
+    assert [r.epoch for r in longer.history] == [1, 2]  # a longer schedule and a later stop may change

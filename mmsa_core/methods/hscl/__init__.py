@@ -91,6 +91,7 @@ METHOD = Method(
     possible_terms=possible_terms,
     term_weights=term_weights,
     check=_check,
+    switches={"faithful": "reproduce the six quirks of the authors' code (README, HSCL)"},
     space=(
         Param("hscl.omega1", 1e-3, 1.0, True, "unimodal-level " + LOSS_WEIGHT),
         Param("hscl.omega2", 1e-3, 1.0, True, "fusion-level " + LOSS_WEIGHT),
