@@ -10,4 +10,4 @@ from mmsa_core.methods import get_method, method_names
 from mmsa_core.methods.base import MODALITY_SUBSETS
 
 __all__ = ["RunConfig", "MODALITY_SUBSETS", "get_method", "method_names"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

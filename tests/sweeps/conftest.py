@@ -82,3 +82,27 @@ def journal_trials(path: Path):
     studies = optuna.get_all_study_summaries(storage)
     assert len(studies) == 1, [s.study_name for s in studies]
     return studies[0].study_name, optuna.load_study(study_name=studies[0].study_name, storage=storage).trials
+
+
+def pickled_project_names(directory: Path) -> set[str]:
+    """Every ``module.name`` of this project that the pickles Tune wrote under `directory` refer to
+    (``tuner.pkl``, searcher state, and the state files that are pickles under a .json name)."""
+    import pickle
+
+    names: set[str] = set()
+
+    class Recording(pickle.Unpickler):
+        def find_class(self, module: str, name: str):
+            if module.split(".")[0] in ("sweeps", "mmsa_core", "ablations", "reports"):
+                names.add(f"{module}.{name}")
+            return super().find_class(module, name)
+
+    for path in Path(directory).rglob("*"):
+        if not path.is_file() or path.suffix not in (".pkl", ".json") or "checkpoint_" in str(path):
+            continue
+        with open(path, "rb") as f:
+            if f.read(1) != b"\x80":  # not a pickle
+                continue
+            f.seek(0)
+            Recording(f).load()
+    return names

@@ -17,7 +17,7 @@ import pytest
 from mmsa_core.config import RunConfig
 from sweeps.resume_state import load_snapshot
 from tests.processes import kill_session
-from tests.sweeps.conftest import (REPO, journal_trials, run_cli, store, wait_for)
+from tests.sweeps.conftest import REPO, journal_trials, pickled_project_names, run_cli, store, wait_for
 
 pytestmark = pytest.mark.slow
 SMOKE = ["--smoke", "--num-cpus", "2"]
@@ -98,6 +98,12 @@ def test_faulty_trials_are_retried_or_failed_and_the_sweep_finishes(sweep_env, t
     assert retried.data.tags["resumed_from_epoch"] == "1"  # restarted from its epoch-1 checkpoint
     steps = [m.step for m in client.get_metric_history(retried.info.run_id, "valid/mae")]
     assert steps == [1, 2, 3]
+    # what Tune pickled of both stages names only the documented on-disk format (sweeps.tune_objects)
+    from sweeps.tune_objects import PICKLED_NAMES
+
+    pickled = pickled_project_names(runs / "faulty")
+    assert pickled and pickled <= PICKLED_NAMES, pickled - PICKLED_NAMES
+    assert "sweeps.tune_objects.JournalSafeOptunaSearch" in pickled and "sweeps.tune_objects.trial_dirname" in pickled
 
 
 def _start_and_signal(args, env, log, checkpoints_glob, sig, seen=()):
