@@ -23,6 +23,10 @@ sweep's state against it):
 ``mmsa_core.methods.space.Param``         values held by the objects above
 =======================================  ==================================================
 
+A failed trial's error is pickled into the experiment state as well: every exception class a trial
+can raise (``mmsa_core.trainer.NonFiniteLossError``, ``sweeps.objective.NonFiniteObjectiveError``,
+``sweeps.trial_logging.MlflowUnavailable``, …) keeps its module and name for the same reason.
+
 The trainable itself is not pickled: Tune records its name, `TRAINABLE_NAME` (``_trainable``,
 the name since the first release), and the driver passes `make_trainable`'s result again on restore.
 The trial's `sweeps.trial.TrialContext` travels through Ray's object store for the running session

@@ -101,8 +101,16 @@ def test_faulty_trials_are_retried_or_failed_and_the_sweep_finishes(sweep_env, t
     # what Tune pickled of both stages names only the documented on-disk format (sweeps.tune_objects)
     from sweeps.tune_objects import PICKLED_NAMES
 
+    import importlib
+
+    def is_exception(name):  # a failed trial's error is pickled too (documented in tune_objects)
+        module, _, attr = name.rpartition(".")
+        obj = getattr(importlib.import_module(module), attr)
+        return isinstance(obj, type) and issubclass(obj, BaseException)
+
     pickled = pickled_project_names(runs / "faulty")
-    assert pickled and pickled <= PICKLED_NAMES, pickled - PICKLED_NAMES
+    assert "sweeps.faults.InjectedFault" in pickled  # the always-failing trial's error
+    assert pickled and {n for n in pickled if not is_exception(n)} <= PICKLED_NAMES, pickled - PICKLED_NAMES
     assert "sweeps.tune_objects.JournalSafeOptunaSearch" in pickled and "sweeps.tune_objects.trial_dirname" in pickled
 
 
