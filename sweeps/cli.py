@@ -82,6 +82,17 @@ def build_parser(default_method: str = _D.method, *, prog: str | None = None,
                    help=f"epochs before ASHA may stop a trial (default: {_D.asha_grace_period})")
     g.add_argument("--asha-reduction-factor", type=int,
                    help=f"ASHA reduction factor (default: {_D.asha_reduction_factor})")
+    g.add_argument("--rerank-top", type=int, metavar="K",
+                   help=f"re-train the K best full-fidelity search configurations on new seeds and pick the "
+                        f"best mean validation objective, so that one lucky seed does not win (default: "
+                        f"{_D.rerank_top}; --smoke: {SMOKE_DEFAULTS['rerank_top']}; 0 = off)")
+    g.add_argument("--rerank-seeds", type=int, metavar="S",
+                   help=f"new seeds per re-ranked configuration (default: {_D.rerank_seeds}; --smoke: "
+                        f"{SMOKE_DEFAULTS['rerank_seeds']}; 0 = off)")
+    g.add_argument("--budget-epochs", type=int, metavar="N",
+                   help="compute budget: search trials keep starting until all trials' epochs reach N "
+                        "(what ASHA saves buys more trials; --num-samples stays a cap) (default: 0 = "
+                        "--num-samples trials)")
     g.add_argument("--final-seeds", type=_seeds,
                    help="seeds the best configuration is retrained on (default: 1111,1112,1113,1114,1115; "
                         "--smoke: 1111,1112)")

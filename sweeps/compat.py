@@ -17,10 +17,13 @@ shim                                  reads                                     
                                       state, ``best_config.json``)
 `legacy_config_hash`                  ``sweep.json`` hashes from before methods had    0.3.0
                                       packages
-`without_pre_field_values`            configuration fields added later, left out of   never (it keeps
-                                      hashes at the value that reproduces the old      hashes stable)
-                                      behaviour (``fusion_ffn_mult=4``)
+`without_pre_field_values`,           configuration and sweep fields added later,     never (it keeps
+`without_pre_field_sweep_values`      left out of hashes at the value that reproduces  hashes stable)
+                                      the old behaviour (``fusion_ffn_mult=4``;
+                                      re-ranking off, no epoch budget)
 `upgrade_sweep_state`                 ``sweep.json`` without a ``format`` (0.1.x)      0.3.0
+`resume_settings`                     a 0.1.x sweep resumes as it was started (no     0.3.0
+                                      re-rank stage, no epoch budget)
 ====================================  ==============================================  ===============
 
 Pure standard library; it imports nothing of the project at module level, so every module may use it.
@@ -38,7 +41,13 @@ from typing import Any, Mapping
 REMOVED_IN = "0.3.0"  # every shim marked "0.3.0" above goes then
 
 # --- sweep.json ---------------------------------------------------------------------------------
-SWEEP_STATE_FORMAT = 2  # 1: 0.1.x (no "format" key); 2: 0.2.0 (runtime options apart, this module)
+SWEEP_STATE_FORMAT = 2  # 1: 0.1.x (no "format" key); 2: 0.2.0 (the hashed configuration stored; re-rank stage)
+
+
+def resume_settings(state_format: int | None) -> dict[str, Any]:
+    """SweepConfig fields a sweep started by an older version resumes with, whatever today's defaults:
+    0.1.x sweeps had no re-rank stage and no epoch budget, so they continue as they were started."""
+    return {"rerank_top": 0, "budget_epochs": 0} if state_format is not None and state_format < 2 else {}
 
 
 def upgrade_sweep_state(data: dict[str, Any], path: str) -> dict[str, Any]:
@@ -130,6 +139,24 @@ def without_pre_field_values(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if not (k in PRE_FIELD_VALUES and v == PRE_FIELD_VALUES[k])}
 
 
+# SweepConfig fields added after 0.1.0, at the value that reproduces 0.1.0's sweep (no re-rank stage,
+# no epoch budget): left out of the hash there, so a sweep started on 0.1.0 keeps its hash when resumed
+# with them off (`--rerank-top 0`); with re-ranking on it is another sweep.
+SWEEP_PRE_FIELD_VALUES: Mapping[str, Any] = {"rerank_top": 0, "rerank_seeds": 0, "budget_epochs": 0}
+
+
+def without_pre_field_sweep_values(described: Mapping[str, Any]) -> dict[str, Any]:
+    """A described SweepConfig less the fields at their pre-field value; re-ranking off (either
+    count 0) leaves both re-rank fields out."""
+    out = dict(described)
+    if not out.get("rerank_top") or not out.get("rerank_seeds"):
+        out.pop("rerank_top", None)
+        out.pop("rerank_seeds", None)
+    if not out.get("budget_epochs"):
+        out.pop("budget_epochs", None)
+    return out
+
+
 # SweepConfig's fields when the configuration hash was first defined
 _V1_SWEEP_FIELDS = frozenset({
     "name", "method", "data", "text_encoder", "preset", "overrides", "max_epochs", "num_samples",
@@ -148,7 +175,9 @@ def legacy_config_hash(cfg: Any, space: list[dict[str, Any]], *, excluded: froze
     `excluded`: the fields hashes leave out (runtime options); `hscl_preset`: HSCL's preset
     RunConfig for the sweep's dataset (the old flat config carried HSCL's fields for every method).
     """
-    described = cfg.describe()
+    described = without_pre_field_sweep_values(cfg.describe())
+    if any(k in described for k in SWEEP_PRE_FIELD_VALUES):
+        return None  # a sweep of 0.1.0's had no re-rank stage and no epoch budget
     new_fields = {k for k in described if k not in _V1_SWEEP_FIELDS and k not in excluded}
     defaults = type(cfg)().describe()
     if any(described[k] != defaults[k] for k in new_fields):

@@ -32,7 +32,7 @@ DEFAULT_FINAL_SEEDS: tuple[int, ...] = (1111, 1112, 1113, 1114, 1115)
 # sets explicitly on the command line win over these.
 SMOKE_DEFAULTS: dict[str, Any] = dict(
     text_encoder="tiny", num_samples=3, max_epochs=3, final_seeds=(1111, 1112),
-    asha_grace_period=1, asha_reduction_factor=2,
+    asha_grace_period=1, asha_reduction_factor=2, rerank_top=1, rerank_seeds=1,
 )
 SMOKE_RUNTIME: dict[str, Any] = dict(max_failures=1)  # a smoke sweep's trials are retried once
 SMOKE_RUN_OVERRIDES: dict[str, Any] = dict(
@@ -65,6 +65,11 @@ class SweepConfig:
     asha_reduction_factor: int = 3
     final_seeds: tuple[int, ...] = DEFAULT_FINAL_SEEDS
     smoke: bool = False  # recorded as a tag; SMOKE_DEFAULTS are applied by `smoke_config`
+    # re-ranking: the best `rerank_top` full-fidelity search configurations trained again on
+    # `rerank_seeds` new seeds; the winner is the best mean validation objective (0 = off)
+    rerank_top: int = 3
+    rerank_seeds: int = 2
+    budget_epochs: int = 0  # search trials start until all trials' epochs reach this (0 = num_samples only)
 
     # --- where and how it runs (not part of the configuration hash) ------------------------------
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
@@ -81,6 +86,21 @@ class SweepConfig:
     # ------------------------------------------------------------------------------------------
     def replace(self, **changes: Any) -> "SweepConfig":
         return dataclasses.replace(self, **changes)
+
+    @property
+    def reranks(self) -> bool:
+        return self.rerank_top > 0 and self.rerank_seeds > 0
+
+    def rerank_seed_values(self, search_seed: int) -> tuple[int, ...]:
+        """`rerank_seeds` seeds that are neither the search trials' seed nor a final seed."""
+        taken = {search_seed, *self.final_seeds}
+        out: list[int] = []
+        candidate = search_seed + 1000
+        while len(out) < self.rerank_seeds:
+            if candidate not in taken:
+                out.append(candidate)
+            candidate += 1
+        return tuple(out)
 
     @property
     def sweep_dir(self) -> str:
@@ -115,19 +135,23 @@ class SweepConfig:
         out.update(self.runtime.describe())
         return out
 
+    def hashed(self, space: list[dict[str, Any]]) -> dict[str, Any]:
+        """What the configuration hash covers (stored in ``sweep.json`` to name what a resume changed)."""
+        from sweeps.compat import without_pre_field_sweep_values, without_pre_field_values
+
+        what = without_pre_field_sweep_values({k: v for k, v in self.describe().items() if k not in HASH_EXCLUDED})
+        what["overrides"] = without_pre_field_values(what["overrides"])
+        what["base_run_config"] = without_pre_field_values(self.base_run_config().to_dict())
+        what["space"] = space
+        return json.loads(json.dumps(what, sort_keys=True, default=str))
+
     def config_hash(self, space: list[dict[str, Any]]) -> str:
         """Hash of what the sweep searches (fields + base RunConfig + search space).
 
         Runtime options (resources, addresses, storage) are excluded, so a sweep may be resumed on
         other hardware, but never with a different space, budget or base configuration.
         """
-        from sweeps.compat import without_pre_field_values
-
-        what = {k: v for k, v in self.describe().items() if k not in HASH_EXCLUDED}
-        what["overrides"] = without_pre_field_values(what["overrides"])
-        what["base_run_config"] = without_pre_field_values(self.base_run_config().to_dict())
-        what["space"] = space
-        blob = json.dumps(what, sort_keys=True, default=str).encode()
+        blob = json.dumps(self.hashed(space), sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -188,6 +212,11 @@ def _problems(c: SweepConfig) -> list[str]:
         p.append("final_seeds must name at least one seed")
     if len(set(c.final_seeds)) != len(c.final_seeds):
         p.append(f"final_seeds={list(c.final_seeds)} has duplicates")
+    for name in ("rerank_top", "rerank_seeds", "budget_epochs"):
+        if getattr(c, name) < 0:
+            p.append(f"{name}={getattr(c, name)} must be >= 0 (0 = off)")
+    if c.budget_epochs and c.max_epochs and c.budget_epochs < c.max_epochs:
+        p.append(f"budget_epochs={c.budget_epochs} is less than one trial's max_epochs={c.max_epochs}")
     if not isinstance(c.runtime, RuntimeOptions):
         p.append(f"runtime must be a RuntimeOptions, got {type(c.runtime).__name__}")
     if c.method in SPACES:
@@ -263,7 +292,13 @@ class SweepResult:
     best_objective: float
     search_trials: int
     final: list[GridRunResult] = field(default_factory=list)
-    searched: dict[str, Any] = field(default_factory=dict)  # the best trial's values of the searched keys
+    searched: dict[str, Any] = field(default_factory=dict)  # the winner's values of the searched keys
+    rerank: list[dict[str, Any]] = field(default_factory=list)  # one row per re-ranked configuration
+    search_best_trial_id: str = ""  # the search's own best (the winner unless re-ranking changed it)
+    search_best_objective: float = float("nan")
+    search_epochs: int = 0  # epochs every search trial trained, together
+    budget_epochs: int = 0
+    metric: str = "mae"
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Mean and std over the final seeds of every ``best/test/*`` metric."""

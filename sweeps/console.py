@@ -180,8 +180,12 @@ def footer(tracking_uri: str, experiment_id: str | None, *, journal: str | None 
 def print_result(result: "SweepResult", stream: Any = None) -> None:
     """A short human summary of a finished sweep, ending with the commands that open it."""
     out = stream or sys.stdout
-    print(f"\n== sweep {result.name}: {result.search_trials} search trials, best trial "
-          f"{result.best_trial_id} (objective {result.best_objective:.4f}) ==", file=out)
+    spent = f", {result.search_epochs} epochs" + (f" of a budget of {result.budget_epochs}" if result.budget_epochs
+                                                   else "")
+    print(f"\n== sweep {result.name}: {result.search_trials} search trials{spent}; winner: trial "
+          f"{result.best_trial_id} ==", file=out)
+    for line in rerank_lines(result):
+        print(line, file=out)
     print("best configuration, searched fields: " + json.dumps(
         {k: result.searched[k] for k in sorted(result.searched)}), file=out)
     summ = result.summary()
@@ -200,6 +204,38 @@ def print_result(result: "SweepResult", stream: Any = None) -> None:
                        journal=os.path.join(result.sweep_dir, JOURNAL_FILE)):
         print(line, file=out)
     out.flush()
+
+
+def rerank_lines(result: "SweepResult") -> list[str]:
+    """The re-rank table (validation objective per seed, mean ± std) and the optimism, in words."""
+    metric = f"valid {result.metric}"
+    if not result.rerank:
+        return [f"best search trial {result.best_trial_id}: {metric} {result.best_objective:.4f} (one seed; not re-ranked)"]
+    seeds = sorted({s for row in result.rerank for s in row["seeds"]}, key=int)
+    lines = [f"re-rank on new seeds ({metric}; the search's own value first):",
+             f"  {'trial':<12}{'search':>9}" + "".join(f"{'seed ' + s:>11}" for s in seeds) + f"{'mean ± std':>18}"]
+    for row in result.rerank:
+        mark = "  <- winner" if row["trial_id"] == result.best_trial_id else ""
+        cells = "".join(f"{row['seeds'][s]:>11.4f}" if row["seeds"].get(s) is not None else f"{'failed':>11}"
+                        for s in seeds)
+        lines.append(f"  {str(row['trial_id']):<12}{row['search']:>9.4f}{cells}"
+                     f"{row['mean']:>10.4f} ± {row['std']:.4f}{mark}")
+    first = next((r for r in result.rerank if r["trial_id"] == result.search_best_trial_id), None)
+    if first is not None and math.isfinite(first["optimism"]):
+        lines.append("optimism: " + optimism_text(first, result.metric))
+    return lines
+
+
+def optimism_text(row: Mapping[str, Any], metric: str) -> str:
+    """How far the search's best trial's value was from what it scores again on new seeds, in words."""
+    fresh = [v for v in row["seeds"].values() if v is not None]
+    mean = sum(fresh) / len(fresh)
+    rel = 100 * abs(row["optimism"]) / abs(row["search"]) if row["search"] else math.nan
+    text = (f"the search's best trial scored validation {metric} {row['search']:.4f}; on {len(fresh)} new seed(s) "
+            f"it averages {mean:.4f}, so its search value was {abs(row['optimism']):.4f} ({rel:.1f} %) ")
+    if row["optimism"] > 0:
+        return text + "too good: part of its lead was the luck of one seed on one validation split"
+    return text + "not better than it is again: no winner's curse showed here"
 
 
 def quiet_console(verbose: int) -> None:

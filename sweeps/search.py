@@ -41,7 +41,8 @@ from sweeps.grid import run_grid
 from sweeps.lifecycle import connect_checked, parent_run, prepare_storage
 from sweeps.spaces import SPACES, define_by_run_for
 from sweeps.stage import Stage
-from sweeps.state import BEST_CONFIG_FILE, STATE_FILE, open_sweep_state, read_json, repair_journal, write_json
+from sweeps.state import (BEST_CONFIG_FILE, STATE_FILE, open_sweep_state, peek_format, read_json, repair_journal,
+                          write_json)
 from sweeps.tracking import Tracker
 from sweeps.trial import TrialContext
 from sweeps.tune_objects import JournalSafeOptunaSearch
@@ -52,12 +53,21 @@ if TYPE_CHECKING:
 log = logging.getLogger("sweeps")
 
 
+SEARCH_RESULT_FILE = "search_result.json"  # every search trial's objective, fidelity and configuration
+
+
 def run_sweep(cfg: SweepConfig) -> SweepResult:
-    """Validate, then search, then retrain the best configuration on the final seeds.
+    """Validate, then search, re-rank the best configurations on new seeds, and retrain the winner
+    on the final seeds.
 
     Raises `SweepValidationError` / `SweepStateError` before anything is launched or recorded
     when the data, the configuration, the storage path or the resources are unusable.
     """
+    older = compat.resume_settings(peek_format(cfg.sweep_dir))
+    if any(getattr(cfg, k) != v for k, v in older.items()):
+        log.warning("sweep %r was started by an older mmsa-sweeps: it resumes as it was started (%s)", cfg.name,
+                    ", ".join(f"{k}={v}" for k, v in older.items()))
+        cfg = cfg.replace(**older)
     space = SPACES[cfg.method]
     base = cfg.base_run_config()
     space_desc = space.describe(cfg.search_lr_dropout)
@@ -77,7 +87,7 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
     legacy = compat.legacy_config_hash(cfg, space_desc, excluded=HASH_EXCLUDED,
                                        hscl_preset=_hscl_preset(cfg.dataset_preset))
     state = open_sweep_state(cfg.sweep_dir, name=cfg.name, config_hash=config_hash, tracking_uri=uri,
-                             legacy_hashes=(legacy,))
+                             legacy_hashes=(legacy,), config=cfg.hashed(space_desc))
     try:
         connect_checked(runtime.resolved_address(), runtime.num_cpus, resources)
     except SweepValidationError:  # resources no node can hold: leave no trace of a sweep that never ran
@@ -90,16 +100,20 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
     # 2. MLflow: experiment per dataset, parent run per sweep
     tracker = Tracker(uri)
     experiment_id = tracker.experiment(data.name)
-    parent_tags = {"method": cfg.method, "dataset": data.name, "sampler": cfg.sampler,
-                   "sampler_seed": str(cfg.sampler_seed), "config_hash": config_hash,
+    parent_tags = {Tag.METHOD: cfg.method, Tag.DATASET: data.name, "sampler": cfg.sampler,
+                   "sampler_seed": str(cfg.sampler_seed), Tag.CONFIG_HASH: config_hash,
                    "study_name": state.study_name,
                    "objective": f"best/valid/{base.select_metric} ({mode})",
-                   "smoke": str(cfg.smoke).lower(), "sweep_dir": cfg.sweep_dir}
+                   "smoke": str(cfg.smoke).lower(), "sweep_dir": cfg.sweep_dir,
+                   "rerank": f"{cfg.rerank_top}x{cfg.rerank_seeds}" if cfg.reranks else "off",
+                   "budget_epochs": str(cfg.budget_epochs)}
     sizes = "/".join(str(n) for n in data.sizes.values())
-    note = (f"{cfg.method} sweep on {data.name} (train/valid/test {sizes}): {cfg.num_samples} trials, "
-            f"Optuna {cfg.sampler.upper()} + ASHA, up to {base.max_epochs} epochs, objective "
-            f"best/valid/{base.select_metric} ({mode}); best configuration retrained on seeds "
-            f"{','.join(map(str, cfg.final_seeds))}.")
+    budget = (f"an epoch budget of {cfg.budget_epochs} (at most {cfg.num_samples} trials)" if cfg.budget_epochs
+              else f"{cfg.num_samples} trials")
+    note = (f"{cfg.method} sweep on {data.name} (train/valid/test {sizes}): {budget}, Optuna "
+            f"{cfg.sampler.upper()} + ASHA, up to {base.max_epochs} epochs, objective best/valid/{base.select_metric} "
+            f"({mode}); " + (f"the best {cfg.rerank_top} re-ranked on {cfg.rerank_seeds} new seeds; " if cfg.reranks else "")
+            + f"the winner retrained on seeds {','.join(map(str, cfg.final_seeds))}.")
     with parent_run(tracker, experiment_id, name=cfg.name, kind="sweep", tags=parent_tags,
                     dataset=data, description=note) as parent:
         parent_run_id = parent.run_id
@@ -113,32 +127,46 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
                                          "asha": {"grace_period": cfg.asha_grace_period,
                                                   "reduction_factor": cfg.asha_reduction_factor,
                                                   "max_t": base.max_epochs},
-                                         "num_samples": cfg.num_samples,
+                                         "num_samples": cfg.num_samples, "budget_epochs": cfg.budget_epochs,
+                                         "rerank": {"top": cfg.rerank_top, "seeds": cfg.rerank_seeds},
                                          "base_config": base.to_dict(), "sweep": cfg.describe()},
                          "search_space.json")
         target = parent.target(method=cfg.method, dataset=data.name)
         shared = share_dataset(data)
 
         # 3. search
-        best_path = os.path.join(cfg.sweep_dir, BEST_CONFIG_FILE)
-        if "search" in state.stages_done and os.path.exists(best_path):
-            best = read_json(best_path)
-            best["config"] = compat.upgrade_config(best["config"], source=best_path)
-            n_search = best.get("search_trials", cfg.num_samples)
+        if "search" in state.stages_done:
+            search = read_search_result(cfg.sweep_dir)
         else:
-            best, n_search = search_stage(cfg, base=base, mode=mode, shared=shared, target=target,
-                                          study_name=state.study_name, journal=state.journal_path,
-                                          tracker=tracker)
-            best["search_trials"] = n_search
-            write_json(best_path, best)
-            tracker.log_json(parent_run_id, best, BEST_CONFIG_FILE)
-            tracker.set_tags(parent_run_id, {"best_trial_id": best["trial_id"],
-                                             "best_objective": f"{best['objective']:.6g}"})
-            parent.describe(note + f" Best search trial {best['trial_id']}: objective "
-                                   f"{best['objective']:.4f}.")
+            search = search_stage(cfg, base=base, mode=mode, shared=shared, target=target,
+                                  study_name=state.study_name, journal=state.journal_path, tracker=tracker)
+            write_json(os.path.join(cfg.sweep_dir, SEARCH_RESULT_FILE), search)
             state.mark_done("search")
+        best_search = search["candidates"][0]
+        metrics = {"search/best_objective": best_search["objective"], "search/trials": float(search["trials"]),
+                   "search/epochs": float(search["epochs"])}
+        if cfg.budget_epochs:
+            metrics["search/budget_epochs"] = float(cfg.budget_epochs)
 
-        # 4. final stage: the best configuration on every final seed, no scheduler
+        # 4. re-rank: the best full-fidelity configurations again, on new seeds
+        rerank: list[dict[str, Any]] = []
+        winner = best_search
+        if cfg.reranks:
+            rerank, winner = rerank_stage(cfg, search, base=base, mode=mode, shared=shared, target=target)
+            state.mark_done("rerank")
+            row = next(r for r in rerank if r["trial_id"] == winner["trial_id"])
+            metrics.update({"rerank/winner_mean": row["mean"], "rerank/winner_std": row["std"],
+                            "rerank/optimism": row["optimism"]})
+        best = {**winner, "metric": f"best/valid/{base.select_metric}", "mode": mode,
+                "search_trials": search["trials"], "search_best": best_search["trial_id"], "rerank": rerank}
+        write_json(os.path.join(cfg.sweep_dir, BEST_CONFIG_FILE), best)
+        tracker.log_json(parent_run_id, best, BEST_CONFIG_FILE)
+        tracker.set_tags(parent_run_id, {"best_trial_id": best["trial_id"],
+                                         "best_objective": f"{best['objective']:.6g}"})
+        tracker.log_metrics(parent_run_id, metrics, step=0)
+        described = note + " " + describe_selection(best_search, winner, rerank, base.select_metric)
+
+        # 5. final stage: the winner on every final seed, no scheduler
         from mmsa_core.config import RunConfig
 
         best_cfg = RunConfig.from_dict(best["config"], source=BEST_CONFIG_FILE)
@@ -150,24 +178,106 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
         state.mark_done("final")
         done = [r for r in final if r.status in ("FINISHED", "SKIPPED") and r.best_test]
         test = {k: [r.best_test[k] for r in done if k in r.best_test] for k in ("mae", "corr", "acc2_non0")}
-        parent.describe(note + f" Best search trial {best['trial_id']}: objective "
-                        f"{best['objective']:.4f}. Final test ({len(done)} seeds): " + ", ".join(
-                            f"{k} {statistics.fmean(v):.4f} ± {statistics.stdev(v) if len(v) > 1 else 0.0:.4f}"
-                            for k, v in test.items() if v) + ".")
+        tracker.log_metrics(parent_run_id, {f"final/test/{k}": statistics.fmean(v) for k, v in test.items() if v},
+                            step=0)
+        parent.describe(described + f" Final test ({len(done)} seeds): " + ", ".join(
+            f"{k} {statistics.fmean(v):.4f} ± {statistics.stdev(v) if len(v) > 1 else 0.0:.4f}"
+            for k, v in test.items() if v) + ".")
         result = SweepResult(name=cfg.name, sweep_dir=cfg.sweep_dir, tracking_uri=uri,
                              experiment_id=experiment_id, parent_run_id=parent_run_id,
                              study_name=state.study_name, best_config=best["config"],
                              best_trial_id=best["trial_id"], best_objective=best["objective"],
-                             search_trials=n_search, final=final, searched=dict(best.get("searched", {})))
+                             search_trials=search["trials"], final=final, searched=dict(best.get("searched", {})),
+                             rerank=rerank, search_best_trial_id=best_search["trial_id"],
+                             search_best_objective=best_search["objective"], search_epochs=search["epochs"],
+                             budget_epochs=cfg.budget_epochs, metric=base.select_metric)
         tracker.log_json(parent_run_id, {"seeds": list(cfg.final_seeds), "test": result.summary(),
                                          "runs": [dataclasses.asdict(r) for r in final]},
                          "final_summary.json")
         return result
 
 
+def read_search_result(sweep_dir: str) -> dict[str, Any]:
+    """The search stage's outcome of a sweep that finished it before (0.1.x sweeps: their best_config.json)."""
+    path = os.path.join(sweep_dir, SEARCH_RESULT_FILE)
+    if os.path.exists(path):
+        result = read_json(path)
+        for c in result["candidates"]:
+            c["config"] = compat.upgrade_config(c["config"], source=path)
+        return result
+    best_path = os.path.join(sweep_dir, BEST_CONFIG_FILE)
+    best = read_json(best_path)
+    best["config"] = compat.upgrade_config(best["config"], source=best_path)
+    return {"trials": best.get("search_trials", 0), "epochs": 0, "candidates": [{**best, "full_fidelity": True}]}
+
+
+def rerank_stage(cfg: SweepConfig, search: dict[str, Any], *, base: "RunConfig", mode: str, shared: DatasetRef,
+                 target: TrackingTarget) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Train the best `rerank_top` full-fidelity search configurations again on `rerank_seeds` new
+    seeds (a resumable grid, children ``stage=rerank``); the winner has the best mean validation
+    objective over its search run and its re-rank runs. Returns (one row per candidate, the winner).
+
+    With fewer full-fidelity trials than `rerank_top` (ASHA stopped the others), the best stopped
+    trials fill the list: re-ranking trains them to full length, and their mean leaves out their
+    search value, which is of a lower fidelity (a pessimistic bound, not comparable)."""
+    from mmsa_core.config import RunConfig
+
+    full = [c for c in search["candidates"] if c.get("full_fidelity")]
+    stopped = [c for c in search["candidates"] if not c.get("full_fidelity")]
+    candidates = (full + stopped)[: cfg.rerank_top]
+    seeds = cfg.rerank_seed_values(base.seed)
+    runs = []
+    for c in candidates:
+        c_cfg = RunConfig.from_dict(c["config"], source=f"search trial {c['trial_id']}")
+        for s in seeds:
+            key = f"rerank-{c['trial_id']}-seed{s}"
+            runs.append(GridRun(key=key, config=c_cfg.replace(seed=s), name=f"{cfg.name}-{key}",
+                                tags={Tag.STAGE: "rerank", Tag.SEED: str(s), "source_trial_id": str(c["trial_id"])}))
+    results = run_grid(runs, data=shared, target=target, storage_path=cfg.sweep_dir, name="rerank",
+                       runtime=cfg.runtime, label="re-rank")
+    metric = base.select_metric
+    rows = []
+    for c in candidates:
+        mine = [r for run, r in zip(runs, results) if run.tags["source_trial_id"] == str(c["trial_id"])]
+        values = {int(run.tags[Tag.SEED]): r.best_valid.get(metric) for run, r in zip(runs, results)
+                  if run.tags["source_trial_id"] == str(c["trial_id"]) and r.status in ("FINISHED", "SKIPPED")}
+        fresh = [v for v in values.values() if v is not None and math.isfinite(v)]
+        every = [c["objective"], *fresh] if c.get("full_fidelity") or not fresh else fresh
+        mean = statistics.fmean(every)
+        sign = 1.0 if mode == "min" else -1.0
+        rows.append({"trial_id": c["trial_id"], "searched": c.get("searched", {}), "search": c["objective"],
+                     "full_fidelity": bool(c.get("full_fidelity")),
+                     "seeds": {str(k): v for k, v in values.items()}, "mean": mean,
+                     "std": statistics.stdev(every) if len(every) > 1 else 0.0, "n": len(every),
+                     "optimism": sign * (statistics.fmean(fresh) - c["objective"]) if fresh else math.nan,
+                     "failed": sum(r.status not in ("FINISHED", "SKIPPED") for r in mine)})
+    usable = [r for r in rows if r["n"] > 1] or rows
+    best_row = min(usable, key=lambda r: r["mean"]) if mode == "min" else max(usable, key=lambda r: r["mean"])
+    winner = next(c for c in candidates if c["trial_id"] == best_row["trial_id"])
+    return rows, {**winner, "objective": winner["objective"], "rerank_mean": best_row["mean"]}
+
+
+def describe_selection(best_search: dict[str, Any], winner: dict[str, Any], rerank: list[dict[str, Any]],
+                       metric: str) -> str:
+    """The selection in words (the parent's description, the console)."""
+    text = f"Best search trial {best_search['trial_id']}: validation {metric} {best_search['objective']:.4f}."
+    if not rerank:
+        return text
+    row = next(r for r in rerank if r["trial_id"] == winner["trial_id"])
+    first = next(r for r in rerank if r["trial_id"] == best_search["trial_id"])
+    seeds = len(row["seeds"])
+    text += (f" Re-ranked on {seeds} new seed(s): the search's best scores {first['mean']:.4f} ± {first['std']:.4f} "
+             f"over its search run and the new seeds, so its search value was {first['optimism']:+.4f} optimistic")
+    text += ("; it stays the winner." if row is first else
+             f"; trial {winner['trial_id']} wins with {row['mean']:.4f} ± {row['std']:.4f}.")
+    return text
+
+
 def search_stage(cfg: SweepConfig, *, base: "RunConfig", mode: str, shared: DatasetRef,
-                 target: TrackingTarget, study_name: str, journal: str, tracker: Tracker) -> tuple[dict[str, Any], int]:
-    """The search stage; returns the best trial's record and the number of trials."""
+                 target: TrackingTarget, study_name: str, journal: str, tracker: Tracker) -> dict[str, Any]:
+    """The search stage: ``{"trials", "epochs", "candidates"}``, every trial with a finite objective,
+    best first (``trial_id``, ``objective``, ``full_fidelity`` — not stopped by ASHA —, ``epochs``,
+    ``searched``, ``config``)."""
     from ray.tune.schedulers import ASHAScheduler
 
     runtime = cfg.runtime
@@ -177,11 +287,12 @@ def search_stage(cfg: SweepConfig, *, base: "RunConfig", mode: str, shared: Data
     context = TrialContext(target=target, resources=resources, default_stage="search", fault=runtime.inject_fault,
                            trial_timeout=runtime.trial_timeout, verbose=runtime.verbose,
                            mlflow_wait=runtime.mlflow_wait)
+    budget = f", budget {cfg.budget_epochs} epochs" if cfg.budget_epochs else ""
     console = TrialConsole(stage="search", total=cfg.num_samples, resources=resources_text(resources.cpu, resources.gpu),
                            metric=base.select_metric, mode=mode, max_epochs=base.max_epochs, verbose=runtime.verbose,
                            searched=[p.name for p in space.params(cfg.search_lr_dropout)],
                            note=f"Optuna {cfg.sampler.upper()} + ASHA (grace {grace}, reduction "
-                                f"{cfg.asha_reduction_factor})")
+                                f"{cfg.asha_reduction_factor}){budget}")
     # the search never re-runs an errored trial: Optuna has recorded it as FAIL, and a re-run that
     # then finished would leave MLflow and the study disagreeing
     stage = Stage(name="search", storage_path=cfg.sweep_dir, context=context, data=shared,
@@ -192,11 +303,12 @@ def search_stage(cfg: SweepConfig, *, base: "RunConfig", mode: str, shared: Data
     def create(trainable: Any) -> Any:
         scheduler = ASHAScheduler(time_attr=obj.EPOCH, max_t=base.max_epochs, grace_period=grace,
                                   reduction_factor=cfg.asha_reduction_factor)
+        searcher = optuna_search(cfg, base=base, mode=mode, study_name=study_name, journal=journal)
+        if cfg.budget_epochs:
+            searcher.set_epoch_budget(cfg.budget_epochs, base.max_epochs)
         return tune.Tuner(
             trainable, param_space=base.to_dict(),
-            tune_config=stage.tune_config(metric=obj.OBJECTIVE, mode=mode,
-                                          search_alg=optuna_search(cfg, base=base, mode=mode, study_name=study_name,
-                                                                   journal=journal),
+            tune_config=stage.tune_config(metric=obj.OBJECTIVE, mode=mode, search_alg=searcher,
                                           scheduler=scheduler, num_samples=cfg.num_samples,
                                           max_concurrent_trials=runtime.max_concurrent or None),
             run_config=stage.run_config())
@@ -204,27 +316,32 @@ def search_stage(cfg: SweepConfig, *, base: "RunConfig", mode: str, shared: Data
     tuner, restored = stage.tuner(create)
     if restored:
         log.info("resuming the search stage from %s", stage.path)
-    grid = stage.fit(tuner, expected=cfg.num_samples, what=f"the search stage of {cfg.name!r}")
+    # with an epoch budget the searcher ends the stage before num_samples (a cap): any count is whole
+    grid = stage.fit(tuner, expected=0 if cfg.budget_epochs else cfg.num_samples,
+                     what=f"the search stage of {cfg.name!r}")
     close_ghost_trials(study_name, journal)
     kill_unfinished(tracker, target, stage="search", reason="search stage ended")
-    best = None
+    candidates = []
+    epochs = 0
     for res in grid:
-        value = (res.metrics or {}).get(obj.OBJECTIVE)
+        m = res.metrics or {}
+        epochs += int(m.get(obj.EPOCH, 0) or 0)
+        value = m.get(obj.OBJECTIVE)
         if res.error is not None or value is None or not math.isfinite(value):
             continue
-        better = best is None or (value < best[0] if mode == "min" else value > best[0])
-        if better:
-            best = (value, res)
-    if best is None:
+        config = compat.upgrade_config({k: v for k, v in res.config.items() if k != "_run"},
+                                       source=f"the search stage of {cfg.name!r}")
+        candidates.append({"trial_id": m.get("trial_id"), "objective": float(value),
+                           "full_fidelity": obj.stop_reason(m, base.max_epochs) != "scheduler",
+                           "epochs": int(m.get(obj.EPOCH, 0) or 0),
+                           "searched": {p.name: config[p.name] for p in space.params(cfg.search_lr_dropout)
+                                        if p.name in config},
+                           "config": config})
+    if not candidates:
         raise SweepValidationError(f"sweep {cfg.name!r}: no search trial finished with a finite objective; "
                                    f"see the FAILED child runs' 'error' tags in MLflow")
-    value, res = best
-    config = compat.upgrade_config({k: v for k, v in res.config.items() if k != "_run"},
-                                   source=f"the search stage of {cfg.name!r}")
-    searched = {p.name: config[p.name] for p in space.params(cfg.search_lr_dropout) if p.name in config}
-    return ({"trial_id": res.metrics.get("trial_id"), "objective": float(value),
-             "metric": f"best/valid/{base.select_metric}", "mode": mode, "searched": searched,
-             "config": config}, len(grid))
+    candidates.sort(key=lambda c: c["objective"], reverse=(mode == "max"))
+    return {"trials": len(grid), "epochs": epochs, "candidates": candidates}
 
 
 def optuna_search(cfg: SweepConfig, *, base: "RunConfig", mode: str, study_name: str, journal: str) -> Any:

@@ -48,8 +48,9 @@ class SweepState:
     config_hash: str
     tracking_uri: str
     created: str
-    stages_done: list[str] = field(default_factory=list)  # "search", "final"
+    stages_done: list[str] = field(default_factory=list)  # "search", "rerank", "final"
     parent_run_id: str | None = None
+    config: dict[str, Any] | None = None  # what the hash covers, to name the fields a resume changed
     format: int = SWEEP_STATE_FORMAT  # of this file (sweeps.compat reads older ones)
     path: str = ""  # the sweep directory (not stored)
 
@@ -79,12 +80,23 @@ def ensure_dir(path: str) -> None:
         raise SweepStateError(f"storage path {path!r} cannot be created or written: {exc}") from None
 
 
+def peek_format(sweep_dir: str) -> int | None:
+    """The format of an existing ``sweep.json`` (None when the sweep is new): older sweeps resume
+    with the settings of their version (`sweeps.compat.resume_settings`)."""
+    path = os.path.join(sweep_dir, STATE_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return int(json.load(f).get("format", 1))
+
+
 def open_sweep_state(sweep_dir: str, *, name: str, config_hash: str, tracking_uri: str,
-                     legacy_hashes: tuple[str | None, ...] = ()) -> SweepState:
+                     legacy_hashes: tuple[str | None, ...] = (), config: dict[str, Any] | None = None) -> SweepState:
     """Load the sweep's state, or create it; refuse a resume with another configuration.
 
     `legacy_hashes`: what the same configuration hashed to under an older hash definition; a state
-    recorded with one of them is the same sweep, and is re-recorded under `config_hash`.
+    recorded with one of them is the same sweep, and is re-recorded under `config_hash`. `config`:
+    what the hash covers, stored so that a refused resume names the fields that changed.
     """
     ensure_dir(sweep_dir)
     path = os.path.join(sweep_dir, STATE_FILE)
@@ -97,14 +109,19 @@ def open_sweep_state(sweep_dir: str, *, name: str, config_hash: str, tracking_ur
             state.save()
         if state.config_hash != config_hash and state.config_hash in {h for h in legacy_hashes if h}:
             state.config_hash = config_hash
+            state.config = config
             state.save()
         if state.config_hash != config_hash:
+            changed = changed_fields(state.config, config)
+            what = (f"changed: {'; '.join(changed)}" if changed else
+                    f"hash {state.config_hash}, now {config_hash}; a sweep started before the fusion "
+                    "feed-forward width became d_t (2026-12) also needs --set fusion_ffn_mult=4")
             raise SweepStateError(
-                f"sweep {name!r} in {sweep_dir} was started with a different configuration "
-                f"(hash {state.config_hash}, now {config_hash}): re-run it with the arguments it was "
-                f"started with to resume it, or start a new sweep with a new --name (a sweep started "
-                f"before the fusion feed-forward width became d_t, 2026-12, also needs "
-                f"--set fusion_ffn_mult=4)")
+                f"sweep {name!r} in {sweep_dir} was started with a different configuration ({what}): re-run "
+                f"it with the arguments it was started with to resume it, or start a new sweep with a new --name")
+        if state.config is None and config is not None:
+            state.config = config
+            state.save()
         if state.tracking_uri != redact_uri(tracking_uri):
             raise SweepStateError(
                 f"sweep {name!r} in {sweep_dir} logs to MLflow at {state.tracking_uri!r}, not "
@@ -114,9 +131,23 @@ def open_sweep_state(sweep_dir: str, *, name: str, config_hash: str, tracking_ur
     state = SweepState(name=name, study_name=f"{name}-{uuid.uuid4().hex[:8]}",
                        config_hash=config_hash, tracking_uri=redact_uri(tracking_uri),  # no password on disk
                        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                       path=sweep_dir)
+                       config=config, path=sweep_dir)
     state.save()
     return state
+
+
+def changed_fields(before: dict[str, Any] | None, now: dict[str, Any] | None) -> list[str]:
+    """``field old -> new`` for every field that differs (nested dicts by their keys)."""
+    if not before or not now:
+        return []
+    out = []
+    for key in sorted(set(before) | set(now)):
+        a, b = before.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += [f"{key}.{c}" for c in changed_fields(a, b)]
+        elif a != b and json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
+            out.append(f"{key} {json.dumps(a, default=str)} -> {json.dumps(b, default=str)}")
+    return out
 
 
 def repair_journal(path: str) -> bool:

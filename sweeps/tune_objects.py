@@ -177,21 +177,68 @@ class StateBackupCallback(tune.Callback):
 
 # --- the searcher ------------------------------------------------------------------------------------
 class JournalSafeOptunaSearch(OptunaSearch):
-    """OptunaSearch that accepts results for a trial the journal has already finished.
+    """OptunaSearch that accepts results for a trial the journal has already finished, and that can
+    stop proposing trials at an epoch budget.
 
     The journal is written at once (``tell``), Tune's snapshot of the searcher a step later. A
     driver killed in between is restored with that trial still live: Tune runs it on from its
     checkpoint and reports to an Optuna trial that is already COMPLETE, which raised
     ``UpdateFinishedTrialError`` and ended the sweep. The journal's first outcome stands.
+
+    Epoch budget (``--budget-epochs``, `set_epoch_budget`): a new trial starts only while the epochs
+    trained so far plus what the running trials may still train stay below the budget, so the total
+    ends within one trial's epochs of it, and what ASHA saves buys more trials (``num_samples`` stays
+    a cap). The counts live in the searcher's state, which Tune saves and restores with it.
     """
 
+    budget_epochs: int = 0  # 0 = no budget (also what a searcher pickled before the budget restores to)
+    budget_max_epochs: int = 0
+
+    def set_epoch_budget(self, budget_epochs: int, max_epochs: int) -> None:
+        self.budget_epochs, self.budget_max_epochs = int(budget_epochs), int(max_epochs)
+        self.trial_epochs: dict[str, int] = {}  # trial id -> the last epoch it reported
+        self.trials_ended: set[str] = set()
+
+    def epochs_spent(self) -> int:
+        return sum(getattr(self, "trial_epochs", {}).values())
+
+    def budget_left(self) -> bool | None:
+        """True: a new trial fits; None: not now (running trials may still stop early); False: spent."""
+        if not self.budget_epochs:
+            return True
+        running = [t for t in self.trial_epochs if t not in self.trials_ended]
+        committed = self.epochs_spent() + sum(self.budget_max_epochs - self.trial_epochs[t] for t in running)
+        if committed < self.budget_epochs:
+            return True
+        return None if running else False
+
+    def suggest(self, trial_id: str) -> Any:
+        if self.budget_epochs:
+            left = self.budget_left()
+            if left is None:
+                return None  # asked again when a running trial ends
+            if left is False:
+                log.info("epoch budget reached: %d of %d epochs trained; no new search trial",
+                         self.epochs_spent(), self.budget_epochs)
+                return self.FINISHED
+        config = super().suggest(trial_id)
+        if self.budget_epochs and config not in (None, self.FINISHED):
+            self.trial_epochs.setdefault(trial_id, 0)
+        return config
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if self.budget_epochs and "epoch" in result:
+            self.trial_epochs[trial_id] = max(self.trial_epochs.get(trial_id, 0), int(result["epoch"]))
         try:
             super().on_trial_result(trial_id, result)
         except UpdateFinishedTrialError:
             pass  # its outcome is already in the journal; intermediate values add nothing
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if self.budget_epochs:
+            self.trials_ended.add(trial_id)
+            if result and "epoch" in result:
+                self.trial_epochs[trial_id] = max(self.trial_epochs.get(trial_id, 0), int(result["epoch"]))
         try:
             super().on_trial_complete(trial_id, result=result, error=error)
         except UpdateFinishedTrialError:

@@ -118,6 +118,7 @@ OLD_FFN = {"fusion_ffn_mult": 4}  # the fusion feed-forward width before it beca
 
 
 def _with(overrides, **values):
+    values.setdefault("rerank_top", 0)  # sweeps of then had no re-rank stage
     smoke = values.pop("smoke", False)
     if smoke:
         return smoke_config(overrides={**smoke_config().overrides, **overrides}, **values)
@@ -157,14 +158,14 @@ def test_a_sweep_started_before_the_fusion_width_field_keeps_its_hash():
 def test_legacy_hash_lets_an_old_sweep_state_resume(tmp_path):
     from sweeps.state import open_sweep_state
 
-    cfg = SweepConfig(name="old", overrides=OLD_FFN)
+    cfg = SweepConfig(name="old", overrides=OLD_FFN, rerank_top=0)
     space = SPACES["hscl"].describe()
     open_sweep_state(str(tmp_path), name="old", config_hash=legacy_hash(cfg, space), tracking_uri="u")
     state = open_sweep_state(str(tmp_path), name="old", config_hash=cfg.config_hash(space), tracking_uri="u",
                              legacy_hashes=(legacy_hash(cfg, space),))
     assert state.config_hash == cfg.config_hash(space)  # re-recorded under the new definition
     with pytest.raises(Exception, match="different configuration"):
-        other = SweepConfig(name="old", num_samples=3, overrides=OLD_FFN)
+        other = SweepConfig(name="old", num_samples=3, overrides=OLD_FFN, rerank_top=0)
         open_sweep_state(str(tmp_path), name="old", config_hash=other.config_hash(space), tracking_uri="u",
                          legacy_hashes=(legacy_hash(other, space),))
 

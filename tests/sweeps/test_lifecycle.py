@@ -170,11 +170,13 @@ def sweep(tmp_path, monkeypatch):
             tracker.child_run(experiment_id=target.experiment_id, parent_run_id=target.parent_run_id,
                               run_key="t1", run_name="t1", tags={"stage": "search"}, params={})
             raise outcome["search"]
-        return {"trial_id": "t1", "objective": 0.5, "config": base.to_dict()}, cfg.num_samples
+        return {"trials": cfg.num_samples, "epochs": 9, "candidates": [
+            {"trial_id": "t1", "objective": 0.5, "full_fidelity": True, "epochs": 3, "searched": {},
+             "config": base.to_dict()}]}
 
     def fake_grid(runs, *, target, **kw):
-        return [GridRunResult(key=r.key, run_id=None, status="FINISHED", best_test={"mae": 1.0})
-                for r in runs]
+        return [GridRunResult(key=r.key, run_id=None, status="FINISHED", best_test={"mae": 1.0},
+                              best_valid={"mae": 0.6}) for r in runs]
 
     monkeypatch.setattr(search, "connect_checked", lambda *a, **k: {})
     monkeypatch.setattr(search, "share_dataset", lambda data: DatasetRef(ref=None, name=data.name))
@@ -209,6 +211,13 @@ def test_a_finished_sweep_has_every_parent_tag_and_artifact(sweep):
     assert "error" not in tags
     assert {"search_space.json", "best_config.json", "final_summary.json"} <= {
         a.path for a in client.list_artifacts(parent.info.run_id)}
+    # headline metrics: the search's best, the re-rank (one seed at 0.6 against the search's 0.5: the
+    # search value was 0.1 optimistic), the final test mean
+    m = parent.data.metrics
+    assert m["search/best_objective"] == 0.5 and m["rerank/winner_mean"] == pytest.approx(0.55)
+    assert m["rerank/optimism"] == pytest.approx(0.1) and m["final/test/mae"] == 1.0
+    assert tags["rerank"] == "1x1"
+    assert "Re-ranked on 1 new seed(s)" in tags["mlflow.note.content"] and "+0.1000 optimistic" in tags["mlflow.note.content"]
 
 
 @pytest.mark.parametrize("error, status", [(KeyboardInterrupt(), "KILLED"),

@@ -175,3 +175,64 @@ def test_interrupted_and_killed_driver_resumes_with_no_trial_lost_or_repeated(sw
 # is tests/faults/test_ray_token_auth.py (a head with token auth, Ray 2.60's default); a sweep against
 # a real `mlflow server` (HTTP, proxied artifacts) is each test of tests/faults/test_mlflow_faults.py
 # and tests/faults/test_mlflow_basic_auth.py.
+
+
+def _children(uri: str, name: str, stage: str):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("mmsa-synthetic-mosi")
+    parent = client.search_runs([exp.experiment_id], filter_string=f"tags.kind = 'sweep' AND tags.sweep_name = '{name}'")[0]
+    kids = client.search_runs([exp.experiment_id], max_results=1000, filter_string=(
+        f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' AND tags.stage = '{stage}'"))
+    return client, parent, kids
+
+
+def test_the_rerank_stage_records_its_runs_and_resumes_after_an_interrupt(sweep_env, tmp_path):
+    """--rerank-top 2 --rerank-seeds 2: Ctrl-C while the re-rank stage trains, then the same command
+    finishes it — 4 rerank runs, each FINISHED once with every epoch; the optimism on the parent."""
+    runs = tmp_path / "runs"
+    uri = f"sqlite:///{runs}/mlflow.db"
+    args = [*SMOKE, "--name", "rr", "--rerank-top", "2", "--rerank-seeds", "2", "--final-seeds", "1111",
+            "--storage-path", str(runs), "--tracking-uri", uri]
+    rc = _start_and_signal(args, sweep_env, tmp_path / "first.log",
+                           str(runs / "rr" / "rerank" / "trial_*" / "checkpoint_*"), signal.SIGINT)
+    assert rc == 130, (tmp_path / "first.log").read_text()[-3000:]
+    assert json.loads((runs / "rr" / "sweep.json").read_text())["stages_done"] == ["search"]
+    out = run_cli(args, sweep_env, log=tmp_path / "second.log")
+    assert out.returncode == 0, out.stdout[-5000:]
+    client, parent, rerank = _children(uri, "rr", "rerank")
+    assert parent.info.status == "FINISHED"
+    keys = sorted(r.data.tags["run_key"] for r in rerank)
+    assert len(keys) == len(set(keys)) == 4 and all(r.info.status == "FINISHED" for r in rerank)
+    assert {r.data.tags["seed"] for r in rerank} == {"2111", "2112"}  # new seeds: not the search's nor a final one
+    for r in rerank:
+        steps = [m.step for m in client.get_metric_history(r.info.run_id, "valid/mae")]
+        assert steps == list(range(1, int(r.data.metrics["epochs_run"]) + 1)), (r.data.tags["run_key"], steps)
+    m = parent.data.metrics
+    assert {"search/best_objective", "rerank/winner_mean", "rerank/winner_std", "rerank/optimism"} <= set(m)
+    best = json.loads((runs / "rr" / "best_config.json").read_text())
+    assert len(best["rerank"]) == 2 and all(len(row["seeds"]) == 2 for row in best["rerank"])
+    winner = min(best["rerank"], key=lambda row: row["mean"])
+    assert best["trial_id"] == winner["trial_id"] and m["rerank/winner_mean"] == pytest.approx(winner["mean"])
+    assert "re-rank on new seeds" in out.stdout and "optimism: the search's best trial scored" in out.stdout
+    assert json.loads((runs / "rr" / "sweep.json").read_text())["stages_done"] == ["search", "rerank", "final"]
+
+
+def test_an_epoch_budget_stops_launching_and_buys_trials_with_what_asha_saves(sweep_env, tmp_path):
+    """--budget-epochs 12 with trials of up to 3 epochs: the trials' epochs end within one trial of the
+    budget, and when ASHA stops trials early the budget buys more than 12 / 3 = 4 of them."""
+    runs = tmp_path / "runs"
+    uri = f"sqlite:///{runs}/mlflow.db"
+    out = run_cli([*SMOKE, "--name", "bud", "--num-samples", "30", "--budget-epochs", "12", "--max-epochs", "3",
+                   "--asha-grace-period", "1", "--asha-reduction-factor", "2", "--rerank-top", "0",
+                   "--final-seeds", "1111", "--storage-path", str(runs), "--tracking-uri", uri],
+                  sweep_env, log=tmp_path / "log.txt")
+    assert out.returncode == 0, out.stdout[-5000:]
+    _, parent, search = _children(uri, "bud", "search")
+    epochs = sum(int(r.data.metrics["epochs_run"]) for r in search)
+    assert 12 <= epochs <= 12 + 3, epochs
+    assert parent.data.metrics["search/epochs"] == epochs and parent.data.metrics["search/budget_epochs"] == 12
+    stopped = [r for r in search if r.data.tags.get("stop_reason") == "scheduler"]
+    assert stopped and len(search) > 12 // 3, (len(search), len(stopped))
+    assert all(r.info.status == "FINISHED" for r in search) and len(search) < 30

@@ -99,3 +99,30 @@ def test_a_trial_the_journal_already_finished_is_not_told_twice(tmp_path):
     assert [(t.state.name, t.value) for t in study.trials] == [("COMPLETE", 1.0)]
     assert study.trials[0].params == {k: config[k] for k in study.trials[0].params}
     assert restored.suggest("t1") is not None  # the search goes on
+
+
+def test_the_epoch_budget_starts_trials_while_what_may_still_be_trained_fits(tmp_path):
+    """Budget 10 epochs, trials of up to 3: a trial starts only while the epochs trained plus what the
+    running trials may still train stay below 10 (so the total ends within one trial of the budget);
+    an early stop (ASHA) frees what it did not train, and that buys another trial."""
+    import pickle
+
+    from sweeps import search
+
+    cfg = smoke_config()
+    s = search.optuna_search(cfg, base=cfg.base_run_config(), mode="min", study_name="b",
+                             journal=str(tmp_path / "j.log"))
+    s.set_epoch_budget(10, 3)
+    for t in ("t1", "t2", "t3", "t4"):  # committed 0, 3, 6, 9 < 10: each may start
+        assert isinstance(s.suggest(t), dict), t
+    assert s.suggest("t5") is None  # 12 committed: not now — a running trial may still stop early
+    for t in ("t1", "t2"):  # ASHA stops both after one epoch: 4 epochs freed
+        s.on_trial_result(t, {"epoch": 1.0, "objective": 1.0, "training_iteration": 1})
+        s.on_trial_complete(t, {"epoch": 1.0, "objective": 1.0, "training_iteration": 1})
+    assert isinstance(s.suggest("t5"), dict)  # 2 trained + 3 + 3 running = 8 < 10
+    for t in ("t3", "t4", "t5"):
+        s.on_trial_result(t, {"epoch": 3.0, "objective": 1.0, "training_iteration": 3})
+        s.on_trial_complete(t, {"epoch": 3.0, "objective": 1.0, "training_iteration": 3})
+    assert s.epochs_spent() == 11 <= 10 + 3 and s.suggest("t6") == s.FINISHED
+    state = pickle.loads(pickle.dumps(s.__dict__))  # what Tune saves of the searcher, and restores
+    assert state["trial_epochs"] == {"t1": 1, "t2": 1, "t3": 3, "t4": 3, "t5": 3} and state["budget_epochs"] == 10
