@@ -30,7 +30,6 @@ Each kind's module holds only what is its own: `ablations.runner` (specs), `abla
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -276,7 +275,9 @@ def complete_evaluations(outcome: StudyOutcome, results: Sequence[tuple["GridRun
         if all(k in have for k in expected):
             outcome.evaluated[res.run_id] = "present" if res.status == "SKIPPED" else "trial"
             continue
-        ckpt = find_checkpoint(outcome.directory, res.run_id)
+        from sweeps.checkpoints import find_run_checkpoint
+
+        ckpt = find_run_checkpoint(outcome.directory, res.run_id)
         if ckpt is None:
             outcome.notes.append(f"no checkpoint of run {res.run_id} ({run.key}) under {outcome.directory}: "
                                  "its test-time evaluation is missing")
@@ -286,24 +287,6 @@ def complete_evaluations(outcome: StudyOutcome, results: Sequence[tuple["GridRun
         step = res.epochs_run or int(have.get(EPOCHS_RUN, 0)) or 1
         tracker.log_metrics(res.run_id, metrics, step=step)
         outcome.evaluated[res.run_id] = "driver"
-
-
-def find_checkpoint(directory: str, run_id: str) -> str | None:
-    """The latest Tune checkpoint of an MLflow run under a study (it holds the best weights)."""
-    from sweeps.trial import META_FILE
-
-    best: tuple[int, str] | None = None
-    for meta in glob.glob(os.path.join(directory, "grid-*", "*", "checkpoint_*", META_FILE)):
-        try:
-            with open(meta) as f:
-                info = json.load(f)
-        except (OSError, ValueError):
-            continue
-        if info.get("run_id") == run_id:
-            epoch = int(info.get("epoch", 0))
-            if best is None or epoch > best[0]:
-                best = (epoch, os.path.dirname(meta))
-    return best[1] if best else None
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float, int]:

@@ -9,5 +9,12 @@ from mmsa_core.config import RunConfig
 from mmsa_core.methods import get_method, method_names
 from mmsa_core.methods.base import MODALITY_SUBSETS
 
-__all__ = ["RunConfig", "MODALITY_SUBSETS", "get_method", "method_names"]
+__all__ = ["RunConfig", "MODALITY_SUBSETS", "get_method", "method_names", "load_model"]
+
+
+def load_model(directory, data=None, *, device: str = "cpu"):
+    """A saved model (a sweep's ``model/`` artifact), ready to predict: `mmsa_core.saved_model.load_model`."""
+    from mmsa_core.saved_model import load_model as load
+
+    return load(directory, data, device=device)
 __version__ = "0.2.0"

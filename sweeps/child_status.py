@@ -49,6 +49,12 @@ def stop_tags(last_result: dict[str, Any], max_epochs: int) -> dict[str, str]:
     return {Tag.STOP_REASON: reason, Tag.STOPPED_EARLY: bool_tag(reason != "max_epochs")}
 
 
+def run_name(key: str, study: str) -> str:
+    """A child run's MLflow name: its key first (``full-seed1111 · quickstart``), so that the runs of
+    one study differ in their first characters in MLflow's runs table."""
+    return f"{key} · {study}" if study else key
+
+
 def finish_trial(tracker: Tracker, target: TrackingTarget, trial: Any, *, error: str | None,
                  max_epochs: int) -> None:
     """FINISHED (with the stop reason) or FAILED (with the error) for the run of an ended trial."""
@@ -61,7 +67,7 @@ def finish_trial(tracker: Tracker, target: TrackingTarget, trial: Any, *, error:
         spec = trial.config.get("_run") or {"name": "", "tags": {}, "config": trial.config}
         run_id, _ = tracker.child_run(
             experiment_id=target.experiment_id, parent_run_id=target.parent_run_id, run_key=key,
-            run_name=spec["name"] or f"{target.tags.get(Tag.NAME, 'run')}-{key}",
+            run_name=run_name(key, target.tags.get(Tag.NAME, "")),
             tags={**target.tags, Tag.STAGE: spec["tags"].get(Tag.STAGE, "search"),
                   Tag.TRIAL_ID: trial.trial_id, **spec["tags"]},
             params=flatten_params(spec["config"]))

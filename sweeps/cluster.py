@@ -80,17 +80,30 @@ def connect(address: str = "", num_cpus: int = 0) -> dict[str, float]:
     """
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS", "")
-        if address:
-            kwargs: dict[str, Any] = {}
-            if "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ:  # not under `ray job submit`
-                kwargs["runtime_env"] = {"working_dir": REPO_ROOT,
-                                         "excludes": ["runs/", "*.db", "mlruns/", "mlartifacts/"]}
-            ray.init(address=address, **kwargs)
-        else:
-            paths = [REPO_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-            os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-            ray.init(address="local", num_cpus=num_cpus or None, include_dashboard=False)
+        try:
+            if address:
+                kwargs: dict[str, Any] = {}
+                if "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ:  # not under `ray job submit`
+                    kwargs["runtime_env"] = {"working_dir": REPO_ROOT,
+                                             "excludes": ["runs/", "*.db", "mlruns/", "mlartifacts/"]}
+                ray.init(address=address, **kwargs)
+            else:
+                paths = [REPO_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+                os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+                ray.init(address="local", num_cpus=num_cpus or None, include_dashboard=False)
+        except Exception as exc:  # noqa: BLE001 - Ray's start-up errors come in many types; say what to do
+            raise SweepValidationError(ray_start_failure(address, exc)) from None
     return dict(ray.cluster_resources())
+
+
+def ray_start_failure(address: str, exc: BaseException) -> str:
+    """One or two lines for a Ray that did not start or could not be joined (no traceback)."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    if address:
+        return (f"could not join the Ray cluster at {address}: {type(exc).__name__}: {first}; check the address, "
+                "that the head is up, and RAY_AUTH_MODE / RAY_AUTH_TOKEN if the cluster uses token auth")
+    return (f"a local Ray did not start: {type(exc).__name__}: {first}; on a loaded machine run again, give "
+            "fewer --num-cpus, or start one with `ray start --head` and pass --address")
 
 
 def check_resources(res: TrialResources) -> None:

@@ -299,6 +299,7 @@ class SweepResult:
     search_epochs: int = 0  # epochs every search trial trained, together
     budget_epochs: int = 0
     metric: str = "mae"
+    model_run_id: str | None = None  # the final run whose best model is logged (artifact ``model/``)
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Mean and std over the final seeds of every ``best/test/*`` metric."""

@@ -175,6 +175,9 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
                         name=f"{cfg.name}-final-seed{s}") for s in cfg.final_seeds]
         final = run_grid(runs, data=shared, target=target, storage_path=cfg.sweep_dir, name="final",
                          runtime=runtime)
+        model_run = log_best_model(cfg.sweep_dir, final, tracker, parent_run_id, metric=base.select_metric, mode=mode,
+                                   info={"sweep": cfg.name, "dataset": data.name, "dataset_digest": parent.dataset_digest,
+                                         "sizes": dict(data.sizes)})
         state.mark_done("final")
         done = [r for r in final if r.status in ("FINISHED", "SKIPPED") and r.best_test]
         test = {k: [r.best_test[k] for r in done if k in r.best_test] for k in ("mae", "corr", "acc2_non0")}
@@ -190,11 +193,38 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
                              search_trials=search["trials"], final=final, searched=dict(best.get("searched", {})),
                              rerank=rerank, search_best_trial_id=best_search["trial_id"],
                              search_best_objective=best_search["objective"], search_epochs=search["epochs"],
-                             budget_epochs=cfg.budget_epochs, metric=base.select_metric)
+                             budget_epochs=cfg.budget_epochs, metric=base.select_metric, model_run_id=model_run)
         tracker.log_json(parent_run_id, {"seeds": list(cfg.final_seeds), "test": result.summary(),
                                          "runs": [dataclasses.asdict(r) for r in final]},
                          "final_summary.json")
         return result
+
+
+def log_best_model(sweep_dir: str, final: list[Any], tracker: Tracker, parent_run_id: str, *, metric: str,
+                   mode: str, info: dict[str, Any]) -> str | None:
+    """Log the final stage's best model (by validation) as the artifact ``model/`` of its run
+    (`mmsa_core.saved_model`: safetensors weights + configuration), and name that run on the parent
+    (tag ``best_model_run_id``). Returns the run id; None when no final run finished."""
+    import tempfile
+
+    from mmsa_core.saved_model import save_checkpoint_model
+    from sweeps.checkpoints import find_run_checkpoint
+
+    done = [r for r in final if r.status in ("FINISHED", "SKIPPED") and r.run_id and metric in r.best_valid]
+    if not done:
+        return None
+    best = (min if mode == "min" else max)(done, key=lambda r: r.best_valid[metric])
+    if not tracker.has_artifact(best.run_id, "model"):
+        ckpt = best.checkpoint_path if best.checkpoint_path and os.path.isdir(best.checkpoint_path) else None
+        ckpt = ckpt or find_run_checkpoint(sweep_dir, best.run_id)
+        if ckpt is None:
+            log.warning("no checkpoint of the final run %s under %s: its model is not logged", best.run_id, sweep_dir)
+            return None
+        with tempfile.TemporaryDirectory(prefix="mmsa-model-") as d:
+            save_checkpoint_model(ckpt, d, info={**info, "mlflow_run_id": best.run_id})
+            tracker.log_artifacts(best.run_id, d, "model")
+    tracker.set_tags(parent_run_id, {"best_model_run_id": best.run_id})
+    return best.run_id
 
 
 def read_search_result(sweep_dir: str) -> dict[str, Any]:

@@ -307,6 +307,12 @@ class Tracker:
     def log_json(self, run_id: str, obj: Any, artifact_file: str) -> None:
         self.client.log_dict(run_id, obj, artifact_file)
 
+    def log_artifacts(self, run_id: str, local_dir: str, artifact_path: str) -> None:
+        self.client.log_artifacts(run_id, local_dir, artifact_path)
+
+    def has_artifact(self, run_id: str, path: str) -> bool:
+        return any(f.path == path for f in self.client.list_artifacts(run_id))
+
     def finish(self, run_id: str, status: str, *, tags: Mapping[str, Any] | None = None) -> None:
         """Set a run's final status (FINISHED | FAILED | KILLED), tags first."""
         if status not in TERMINAL_STATUSES:

@@ -37,6 +37,7 @@ from ray import tune
 from mmsa_core.record_names import Tag
 from sweeps import compat
 from sweeps import objective as obj
+from sweeps.child_status import run_name
 from sweeps.cluster import DatasetRef
 from sweeps.config import TrackingTarget
 from sweeps.runtime_options import TrialResources
@@ -182,7 +183,7 @@ def _run_trial(cfg: Any, spec: dict[str, Any], key: str, trial_id: str, dataset:
             if found is None:
                 found, _ = tracker.child_run(
                     experiment_id=target.experiment_id, parent_run_id=target.parent_run_id, run_key=key,
-                    run_name=spec["name"] or f"{tags.get(Tag.NAME, 'run')}-{key}", tags=tags,
+                    run_name=run_name(key, tags.get(Tag.NAME, "")), tags=tags,
                     params=flatten_params(cfg.to_dict()))
             if resume_dir is not None:
                 tracker.set_tags(found, {Tag.RESUMED_FROM_EPOCH: meta.get("epoch", "?")})
@@ -228,7 +229,8 @@ def _run_trial(cfg: Any, spec: dict[str, Any], key: str, trial_id: str, dataset:
                 value = obj.objective_value(record, cfg)  # raises on NaN: never told to Optuna
                 report = {k: v for k, v in metrics.items()}
                 report.update({obj.OBJECTIVE: value, obj.EPOCH: float(record.epoch),
-                               obj.TRAINER_DONE: float(obj.trainer_will_stop(record, cfg))})
+                               obj.TRAINER_DONE: float(obj.trainer_will_stop(record, cfg)),
+                               "mlflow_run_id": run_id})  # the searcher links the Optuna trial to it
                 tune.report(report, checkpoint=tune.Checkpoint.from_directory(d))
             if watchdog is not None:
                 watchdog.epoch = record.epoch

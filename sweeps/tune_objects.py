@@ -235,6 +235,7 @@ class JournalSafeOptunaSearch(OptunaSearch):
             pass  # its outcome is already in the journal; intermediate values add nothing
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self._link(trial_id, result)
         if self.budget_epochs:
             self.trials_ended.add(trial_id)
             if result and "epoch" in result:
@@ -244,3 +245,23 @@ class JournalSafeOptunaSearch(OptunaSearch):
         except UpdateFinishedTrialError:
             log.info("trial %s was already told to the Optuna journal before a restart; "
                      "keeping the journal's outcome", trial_id)
+
+    def _link(self, trial_id: str, result: dict | None) -> None:
+        """The Optuna trial's user attributes name its Tune trial, its MLflow run and its fidelity, so
+        that the Optuna dashboard and MLflow point at each other (set before ``tell``: a finished
+        Optuna trial takes no attribute)."""
+        from sweeps import objective as obj
+
+        ot_trial = getattr(self, "_ot_trials", {}).get(trial_id)
+        if ot_trial is None or trial_id in getattr(self, "_completed_trials", set()):
+            return
+        result = result or {}
+        attrs = {"tune_trial_id": trial_id, "mlflow_run_id": result.get("mlflow_run_id"),
+                 "epochs_run": int(result.get(obj.EPOCH, 0) or 0),
+                 "stopped_by_asha": not bool(result.get(obj.TRAINER_DONE, 0.0)) if result else None}
+        try:
+            for key, value in attrs.items():
+                if value is not None:
+                    ot_trial.set_user_attr(key, value)
+        except Exception as exc:  # noqa: BLE001 - a missing link must not end the sweep
+            log.info("could not link Optuna trial of %s: %s", trial_id, exc)

@@ -68,7 +68,15 @@ def check_sweep(uri: str, sweep_dir: str, *, name: str, num_samples: int, seeds:
     assert len(complete) == num_samples - failed
     assert {tuple(str(t.params[k]) for k in SEARCHED) for t in trials if t.state.name != "FAIL"} <= configs
     best = json.loads(open(os.path.join(sweep_dir, "best_config.json")).read())
-    assert best["objective"] == min(t.value for t in complete)
+    search_best = json.loads(open(os.path.join(sweep_dir, "search_result.json")).read())["candidates"][0]
+    assert search_best["objective"] == min(t.value for t in complete)
+    assert best["trial_id"] in {c["trial_id"] for c in best.get("rerank") or [search_best]}
+    # every Optuna trial names its Tune trial, its MLflow run and its fidelity (user attributes)
+    run_ids = {r.data.tags["trial_id"]: r.info.run_id for r in search}
+    for t in complete:
+        attrs = t.user_attrs
+        assert run_ids[attrs["tune_trial_id"]] == attrs["mlflow_run_id"], attrs
+        assert 1 <= attrs["epochs_run"] and isinstance(attrs["stopped_by_asha"], bool)
     # a finished stage keeps one checkpoint per trial (two while it runs)
     for stage in ("search", "final"):
         for trial in glob.glob(os.path.join(sweep_dir, stage, "trial_*")):
@@ -216,6 +224,26 @@ def test_the_rerank_stage_records_its_runs_and_resumes_after_an_interrupt(sweep_
     winner = min(best["rerank"], key=lambda row: row["mean"])
     assert best["trial_id"] == winner["trial_id"] and m["rerank/winner_mean"] == pytest.approx(winner["mean"])
     assert "re-rank on new seeds" in out.stdout and "optimism: the search's best trial scored" in out.stdout
+    # the final stage's best model: logged as safetensors + configuration, loads, and reproduces the
+    # test MAE its run logged
+    import sys
+
+    from mmsa_core import load_model
+    from mmsa_core.metrics import regression_metrics
+
+    model_run = parent.data.tags["best_model_run_id"]
+    local = client.download_artifacts(model_run, "model", str(tmp_path))
+    assert {"model.safetensors", "config.json", "model.json"} <= set(os.listdir(local))
+    loaded = load_model(local)
+    from mmsa_core.trainer import load_run_data
+
+    data = load_run_data(loaded.config)
+    pred, labels = loaded.predict(data.splits["test"])
+    logged = client.get_run(model_run).data.metrics["best/test/mae"]
+    assert abs(regression_metrics(pred, labels)["mae"] - logged) < 1e-6
+    cli = subprocess.run([sys.executable, "-m", "mmsa_core.predict", "--model", local, "--output",
+                          str(tmp_path / "pred.csv")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0 and f"(now {logged:.6f})" in cli.stdout, cli.stdout + cli.stderr
     assert json.loads((runs / "rr" / "sweep.json").read_text())["stages_done"] == ["search", "rerank", "final"]
 
 
