@@ -1,14 +1,16 @@
 """Reports: MLflow runs -> reviewer tables and plots (Markdown, LaTeX booktabs, self-contained HTML).
 
-Reads only the MLflow contract of docs/ARCHITECTURE.md (never mmsa_core, sweeps, ablations,
-torch or ray). Modules, one concept each:
+Reads only the MLflow contract of docs/ARCHITECTURE.md (of the project only the record's names,
+`mmsa_core.record_names`; never sweeps, ablations, torch or ray). Modules, one concept each:
 
-- `runs`           mlflow.search_runs -> tidy frame (params cast), FINISHED kept, others counted
+- `runs`           MLflow runs -> tidy frame (params cast, dataset input), FINISHED kept, others counted
 - `stats`          mean ± sample std, paired t-test / Wilcoxon over matched seeds, Holm (pure)
-- `tables`         table models (numbers in table units + significance flags) and builders
+- `tables`         table models (numbers in table units, one significance mark, degenerate rows) and builders
+- `budget`         what a section's runs were given; smoke / cut / random-encoder banners; like-with-like key
 - `sweep_summary`  best trials, optuna importances on full-fidelity trials, history, compute saved
 - `plots`          matplotlib (Agg) figures
 - `document`       the report as data; `render_markdown`, `render_latex`, `render_html` format it
+- `export_csv`     every table as `<table id>.csv` (numbers as numbers)
 - `build`          compose, write and log a report;  `cli`  `python -m reports`
 
 Public names are imported lazily so `python -m reports --help` loads argparse only.

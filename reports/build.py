@@ -3,8 +3,10 @@
     build_report(tracking_uri=..., experiment="mmsa-synthetic-mosi", sweeps=["hscl-s1"],
                  ablations=["hscl-abl"], methods=True, out_dir="outputs/report")
 
-writes `report.md`, `report.tex`, `report.html` and the PNGs into `out_dir`, and logs them under
-`report/` of every sweep/ablation parent run the report covers.
+writes `report.md`, `report.tex`, `report.html` and the PNGs into `out_dir` (and with `csv_dir`
+one CSV per table), and logs them under `report/` of every parent run the report covers: the
+sweeps, ablations and robustness studies asked for, and every sweep, comparison or robustness study
+a method-comparison table takes rows from.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from reports import plots, runs, stats
+from reports.budget import Budget, BudgetKey, budget_of, search_budget
 from reports.document import Figure, Paragraph, ParentRef, Report, Section, slug
 from reports.runs import ReportError
 from reports.sweep_summary import EVALUATORS, SpaceInfo, parse_search_space, summarize_sweep
-from reports.tables import (FIELD_ROBUST_METRICS, STD_NOTE, UNITS_NOTE, TextTable, ablation_table, metric_spec,
-                            protocol_text, pvalue_table, results_table, robust_absent_table, robust_auc_table,
-                            robust_points, robust_rate_table, robustness_table)
+from reports.tables import (DEGENERATE_RULE, FIELD_ROBUST_METRICS, STD_NOTE, UNITS_NOTE, StatTable, TextTable,
+                            ablation_table, metric_spec, protocol_text, pvalue_table, results_table,
+                            robust_absent_table, robust_auc_table, robust_points, robust_rate_table,
+                            robustness_table, significance_convention)
 
 FORMATS = ("md", "tex", "html")
 ROBUST_METRICS = ("mae", "acc2_non0")
@@ -36,14 +40,17 @@ class BuildResult:
     report: Report
     files: dict[str, Path]  # "md" | "tex" | "html" | figure id -> path
     logged_to: list[str] = field(default_factory=list)  # parent run ids that got report/ artifacts
+    csv: dict[str, Path] = field(default_factory=dict)  # table id -> CSV file (with csv_dir)
 
 
 def build_report(*, tracking_uri: str, out_dir: str | Path, experiment: str | None = None,
                  sweeps: Sequence[str] = (), ablations: Sequence[str] = (), methods: bool = False,
                  formats: Sequence[str] = FORMATS, test: str = "ttest", alpha: float = 0.05,
                  evaluator: str = "ped-anova", log_artifacts: bool = True,
-                 robustness: Sequence[str] = ()) -> BuildResult:
-    """Build, write and (optionally) log one report. Raises `ReportError` with a clear message."""
+                 robustness: Sequence[str] = (), csv_dir: str | Path | None = None) -> BuildResult:
+    """Build, write and (optionally) log one report. Raises `ReportError` with a clear message.
+
+    `csv_dir`: also write every table as ``<table id>.csv`` there (logged under ``report/csv/``)."""
     if not (sweeps or ablations or methods or robustness):
         raise ReportError("nothing to report: give --sweep, --ablation, --robustness and/or --methods")
     if test not in stats.TESTS:
@@ -87,11 +94,17 @@ def build_report(*, tracking_uri: str, out_dir: str | Path, experiment: str | No
         path.write_text(renderers[fmt](report), encoding="utf-8")
         files[fmt] = path
     result = BuildResult(report, files)
+    if csv_dir is not None:
+        from reports.export_csv import write_tables
+
+        result.csv = write_tables(report, Path(csv_dir))
     if log_artifacts:
         client = runs.client(tracking_uri)
         for run_id in dict.fromkeys(p.run_id for p in report.parents):
             for path in files.values():
                 client.log_artifact(run_id, str(path), artifact_path="report")
+            for path in result.csv.values():
+                client.log_artifact(run_id, str(path), artifact_path="report/csv")
             result.logged_to.append(run_id)
     return result
 
@@ -108,14 +121,37 @@ class _Context:
     datasets: set = field(default_factory=set)
     has_ablation: bool = False
     has_importances: bool = False
+    file_sizes: dict = field(default_factory=dict)  # data digest -> the file's own split sizes (or None)
 
     # --- helpers ------------------------------------------------------------------------------
     def _parent(self, name: str, kind: str) -> tuple[runs.Parent, list[str]]:
         parent, notes = runs.resolve_parent(self.uri, self.exp.id, name, kind)
-        self.report.parents.append(ParentRef(kind, parent.name, parent.run_id))
+        self._cover(parent)
+        return parent, notes
+
+    def _cover(self, parent: runs.Parent) -> None:
+        """The report covers `parent`: it is listed at the top and gets the report/ artifacts."""
+        if all(p.run_id != parent.run_id for p in self.report.parents):
+            self.report.parents.append(ParentRef(parent.kind, parent.name, parent.run_id))
         if parent.dataset:
             self.datasets.add(parent.dataset)
-        return parent, notes
+
+    def _file_splits(self, digest: str) -> tuple[int, int, int] | None:
+        if digest not in self.file_sizes:
+            self.file_sizes[digest] = runs.file_splits(self.uri, self.exp.id, digest)
+        return self.file_sizes[digest]
+
+    def _budget(self, frame: Any, scope: str, parent: runs.Parent | None, **kw: Any) -> Budget:
+        return budget_of(frame, scope=scope, parent_tags=parent.tags if parent else None,
+                         parent_data=parent.data if parent else None, file_splits=self._file_splits, **kw)
+
+    @staticmethod
+    def _state_budget(sec: Section, budget: Budget, id: str) -> None:
+        """The section opens with its budget: a banner when it is not a result, then the table."""
+        banner = budget.banner()
+        if banner:
+            sec.banners.append(banner)
+        sec.blocks.append(budget.table(id))
 
     def _children(self, parent: runs.Parent) -> Any:
         frame = runs.tidy(runs.search(self.uri, self.exp.id, f"tags.mlflow.parentRunId = '{parent.run_id}'"))
@@ -145,6 +181,9 @@ class _Context:
         final_runs, dropped = runs.latest_per_seed(final.runs)
         space = _search_space(self.uri, parent.run_id)
         searched = summarize_searched(search.runs, space.names if space else None)
+        self._state_budget(sec, self._budget(
+            final_runs if len(final_runs) else search.runs, f"sweep “{parent.name}”", parent,
+            search=search_budget(search.runs, parent_tags=parent.tags, space=space)), f"budget-{sid}")
         if len(final_runs):
             method = parent.method or _one(final_runs["method"]) or "?"
             tnotes = [f"seeds: {', '.join(str(s) for s in final_runs['seed'].dropna())}"]
@@ -179,7 +218,8 @@ class _Context:
                         "the scheduler: stop_reason ≠ scheduler; untagged runs: epochs run = max_epochs or "
                         f"stopped_early = false), objective validation {s.objective}; importances sum to 1.",
                 headers=("Parameter", "Importance"),
-                rows=tuple((k, f"{v:.3f}") for k, v in imp.values.items()), numeric=(False, True)))
+                rows=tuple((k, f"{v:.3f}") for k, v in imp.values.items()), numeric=(False, True),
+                value_headers=("parameter", "importance"), values=tuple(imp.values.items())))
             self._figure(sec, f"importances-{sid}", f"Parameter importances ({imp.evaluator}, "
                          f"{imp.n_trials} full-fidelity trials).",
                          lambda p: plots.importances(imp.values, p, evaluator=imp.evaluator, n_trials=imp.n_trials))
@@ -196,7 +236,9 @@ class _Context:
                         "(Σ max_epochs = trials × max_epochs).",
                 headers=("Trials", "Full fidelity", "Epochs run", "Full budget", "Saved"),
                 rows=((str(c.n_trials), str(c.n_full), f"{c.epochs_run:g}", f"{c.budget:g}",
-                       f"{100 * c.saved_fraction:.1f}%"),), numeric=(True,) * 5))
+                       f"{100 * c.saved_fraction:.1f}%"),), numeric=(True,) * 5,
+                value_headers=("trials", "full_fidelity", "epochs_run", "full_budget", "saved_fraction"),
+                values=((c.n_trials, c.n_full, c.epochs_run, c.budget, c.saved_fraction),)))
         else:
             sec.blocks.append(Paragraph("Compute saved: unknown (no epochs_run metric / max_epochs param)."))
 
@@ -211,6 +253,7 @@ class _Context:
         sec = Section(f"ablation-{sid}", f"Ablation “{parent.name}” ({parent.method or 'unknown method'})")
         sec.blocks += [Paragraph(n) for n in notes]
         frame = rs.runs[rs.runs["ablation"].notna()]
+        self._state_budget(sec, self._budget(frame, f"ablation “{parent.name}”", parent), f"budget-{sid}")
         if frame.empty:
             sec.blocks.append(Paragraph("No FINISHED ablation run with an `ablation` tag."))
             self.report.sections.append(sec)
@@ -286,6 +329,7 @@ class _Context:
                 parts.append(kept)
                 dropped += d
             frame = pd.concat(parts, ignore_index=True)
+        self._state_budget(sec, self._budget(frame, f"robustness study “{parent.name}”", parent), f"budget-{sid}")
         points = robust_points(frame, protocol, order=[m for m in parent.tags.get("methods", "").split(",") if m])
         if not points.values:
             sec.blocks.append(Paragraph("No FINISHED robustness run with masked-test metrics."))
@@ -326,14 +370,19 @@ class _Context:
 
     # --- method comparison ----------------------------------------------------------------------
     def methods_section(self) -> None:
-        """One row per method: the final-stage runs of the newest sweep, method comparison or
-        evaluate-protocol robustness study that has FINISHED runs of that method; paired tests
-        against HSCL over matched seeds.
+        """Method tables of like with like: rows only from runs with the same budget (data digest,
+        split sizes, text encoder, max_epochs, seeds — `BudgetKey`); paired tests against HSCL
+        inside a table only.
 
-        An evaluate-protocol robustness study trains each (method, seed) once on complete data and
+        Sources are sweeps (final stage), method comparisons and evaluate-protocol robustness
+        studies. An evaluate-protocol study trains each (method, seed) once on complete data and
         selects on complete validation, exactly like a comparison; its ``best/test/*`` metrics are
-        the unmasked test at the best validation epoch (the masked copies are logged apart), so it
-        counts as one (the real-data benchmark trains once for both tables)."""
+        the unmasked test at the best validation epoch, so it counts as one.
+
+        Table 1 holds the budget most methods share (ties: the one with HSCL, then the newest),
+        each method from its newest source with that budget. A method with no source of that
+        budget gets a separate table with the budget of its newest source, and the section names
+        what differs. Every other source is listed as not shown, with the reason."""
         import pandas as pd
 
         robust = [p for p in runs.list_parents(self.uri, self.exp.id, "robustness")
@@ -347,65 +396,121 @@ class _Context:
             studied = studied[studied["parent_run_id"].isin({p.run_id for p in robust})]
             final = pd.concat([final, studied], ignore_index=True) if len(final) else studied
         finished = final[final["status"] == runs.KEPT_STATUS]
-        chosen: dict[str, runs.Parent] = {}
-        shadowed = 0
+        sources: list[_Source] = []  # newest parent first
         for p in parents:
             mine = finished[finished["parent_run_id"] == p.run_id]
-            methods = sorted({m for m in mine["method"].dropna().unique()}) or ([p.method] if p.method else [])
             if mine.empty:
                 continue
-            fresh = [m for m in methods if m not in chosen]
-            shadowed += len(methods) - len(fresh)
-            for m in fresh:
-                chosen[m] = p
+            tagged = mine["method"].notna().any()
+            for method in sorted(set(mine["method"].dropna())) if tagged else [p.method or "?"]:
+                vf, dropped = runs.latest_per_seed(mine[mine["method"] == method] if tagged else mine)
+                sources.append(_Source(p, method, vf, dropped, self._budget(vf, p.name, p).key()))
         sec = Section("methods", "Method comparison (final stage)")
-        if not chosen:
+        self.report.sections.append(sec)
+        if not sources:
             sec.blocks.append(Paragraph("No sweep, method comparison or evaluate-protocol robustness "
                                         "study in this experiment has FINISHED final-stage runs."))
-            self.report.sections.append(sec)
             return
-        groups, names, notes = [], [], []
-        ids = {p.run_id for p in chosen.values()}
-        self._finished(final[final["parent_run_id"].isin(ids)], "method comparison (final stage)")
+        tables = _like_with_like(sources)
+        self._finished(final[final["parent_run_id"].isin({s.parent.run_id for t in tables for s in t.values()})],
+                       "method comparison (final stage)")
+        if len(tables) > 1:
+            sec.blocks.append(Paragraph(
+                f"These runs have {len(tables)} different budgets. Rows are compared only with runs of the same "
+                "budget (same data digest, split sizes, text encoder, max_epochs and seeds): one table per "
+                "budget, Δ and paired tests inside a table only."))
+        primary = next(iter(tables[0].values())).key
+        for i, chosen in enumerate(tables, start=1):
+            self._method_table(sec, i, len(tables), chosen, primary if i > 1 else None)
+        shown = {id(s) for t in tables for s in t.values()}
+        left = [s for s in sources if id(s) not in shown]
+        if left:
+            keys = {s.key: i for i, t in enumerate(tables, start=1) for s in t.values()}
+            lines = []
+            for s in left:
+                where = (f"an older run of {s.method} with the budget of table {keys[s.key]}" if s.key in keys
+                         else "budget differs from table 1: " + "; ".join(s.key.differences(primary)))
+                lines.append(f"{s.parent.name} ({s.parent.kind}, {s.method}) — {where}")
+            sec.blocks.append(Paragraph(f"{len(left)} other source(s) not shown: " + " · ".join(lines) + "."))
+
+    def _method_table(self, sec: Section, index: int, n_tables: int, chosen: dict[str, "_Source"],
+                      primary: BudgetKey | None) -> None:
+        """One like-with-like method table: its budget, then the rows, then the paired tests."""
+        import pandas as pd
+
+        tid = "methods" if index == 1 else f"methods-{index}"
+        key = next(iter(chosen.values())).key
+        if primary is not None:
+            sec.blocks.append(Paragraph(f"Table for budget {index} — not comparable with budget 1: "
+                                        + "; ".join(key.differences(primary)) + ". No Δ across budgets."))
         reference = REFERENCE_METHOD if REFERENCE_METHOD in chosen else None
-        for method in sorted(chosen, key=lambda m: (m != reference, m)):
-            p = chosen[method]
-            mine = finished[finished["parent_run_id"] == p.run_id]
-            if "method" in mine and mine["method"].notna().any():
-                mine = mine[mine["method"] == method]
-            vf, dropped = runs.latest_per_seed(mine)
-            groups.append((method, vf))
-            names.append(p.name)
-            if p.dataset:
-                self.datasets.add(p.dataset)
-            self.datasets.update(vf["dataset"].dropna().unique())
-            if dropped:
-                notes.append(f"{method}: {dropped} duplicate run(s) of a seed left out (newest kept)")
-        if shadowed:
-            notes.append(f"{shadowed} older sweep(s) or comparison(s) with final-stage runs not shown "
-                         "(newest per method)")
+        order = sorted(chosen, key=lambda m: (m != reference, m))
+        for s in chosen.values():
+            self._cover(s.parent)
+            self.datasets.update(s.runs["dataset"].dropna().unique())
+        newest = max(chosen.values(), key=lambda s: s.parent.start_time).parent
+        smoke = any(str(s.parent.tags.get("smoke", "")).lower() == "true" for s in chosen.values())
+        scope = "the method comparison" + (f", budget {index}" if n_tables > 1 else "")
+        budget = budget_of(pd.concat([chosen[m].runs for m in order], ignore_index=True), scope=scope,
+                           parent_tags={"smoke": "true"} if smoke else {}, parent_data=newest.data,
+                           file_splits=self._file_splits)
+        self._state_budget(sec, budget, f"{tid}-budget")
+        notes = [f"{m}: {chosen[m].dropped} duplicate run(s) of a seed left out (newest kept)"
+                 for m in order if chosen[m].dropped]
         against = (f"Δ and paired tests against {reference} over matched seeds, Holm-corrected across methods"
-                   if reference else f"no {REFERENCE_METHOD} runs: no paired tests")
+                   if reference else f"no {REFERENCE_METHOD} run with this budget: no Δ and no paired tests")
         table = ablation_table(
-            groups, reference=reference, id="methods", title="Method comparison", row_header="Method",
-            caption=f"Final-stage test metrics (complete inputs) at the best validation epoch, newest sweep, "
-                    f"comparison or evaluate-protocol robustness study per method; {STD_NOTE}; {against}. "
-                    f"{UNITS_NOTE}.",
-            test=self.test, alpha=self.alpha, extra={"Source": names}, notes=notes)
+            [(m, chosen[m].runs) for m in order], reference=reference, id=tid,
+            title="Method comparison" if index == 1 else f"Method comparison — budget {index}", row_header="Method",
+            caption=f"Final-stage test metrics (complete inputs) at the best validation epoch; per method the "
+                    f"newest sweep, comparison or evaluate-protocol robustness study with this budget; "
+                    f"{STD_NOTE}; {against}. {UNITS_NOTE}.",
+            test=self.test, alpha=self.alpha, extra={"Source": [chosen[m].parent.name for m in order]}, notes=notes)
         if reference and self.test == "wilcoxon":
             table = _with_wilcoxon_floor(table, self.alpha)
         sec.blocks.append(table)
-        if reference and len(groups) > 1:
+        if reference and len(order) > 1:
             sec.blocks.append(pvalue_table(table))
-        self.report.sections.append(sec)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One method's FINISHED runs under one parent (a sweep's final stage, a comparison, a study)."""
+
+    parent: runs.Parent
+    method: str
+    runs: Any  # tidy frame, one run per seed
+    dropped: int  # duplicate runs of a seed left out
+    key: BudgetKey
+
+
+def _like_with_like(sources: Sequence[_Source]) -> list[dict[str, _Source]]:
+    """The method tables: {method: source} per budget, table 1 first (see `methods_section`).
+
+    `sources` are newest first; within a budget each method keeps its newest source."""
+    groups: dict[BudgetKey, dict[str, _Source]] = {}
+    for s in sources:
+        groups.setdefault(s.key, {}).setdefault(s.method, s)
+
+    def rank(key: BudgetKey) -> tuple:
+        g = groups[key]
+        return len(g), REFERENCE_METHOD in g, max(s.parent.start_time for s in g.values())
+
+    shown = [max(groups, key=rank)]
+    placed = set(groups[shown[0]])
+    for s in sources:
+        if s.method not in placed:
+            shown.append(s.key)
+            placed |= set(groups[s.key])
+    return [groups[k] for k in shown]
 
 
 def _with_wilcoxon_floor(table: Any, alpha: float) -> Any:
     """Add a note on the smallest p an exact Wilcoxon test can reach with the pairs at hand."""
     import dataclasses
 
-    ns = sorted({c.n_pairs for r in table.rows if not r.reference for c in r.cells.values() if c.n_pairs >= 2},
-                reverse=True)
+    ns = sorted({c.n_pairs for r in table.rows if not r.reference for c in r.cells.values()
+                 if c.n_pairs >= stats.MIN_PAIRS}, reverse=True)
     if not ns:
         return table
     floors = ", ".join(f"{stats.min_wilcoxon_p(n):.3g} with {n} pairs" for n in ns)
@@ -459,11 +564,19 @@ def _search_space(uri: str, run_id: str) -> SpaceInfo | None:
 
 def _conventions(ctx: _Context) -> list[str]:
     out = ["Tables read test metrics at the best validation epoch (best/test/<m>); selection uses "
-           "validation only.", STD_NOTE[0].upper() + STD_NOTE[1:] + ".", UNITS_NOTE + "."]
+           "validation only.", STD_NOTE[0].upper() + STD_NOTE[1:] + ".", UNITS_NOTE + ".",
+           "Every section opens with its budget (data and digest, split sizes used, text encoder, epochs, "
+           "seeds; for sweeps the search); a banner above says when runs are a smoke run, cut a real file's "
+           "splits or used a random text encoder: such numbers are not results. Method tables compare only "
+           "runs of one budget."]
+    tables = ctx.report.tables()
+    if any(isinstance(t, StatTable) and t.test for t in tables):
+        out.append(significance_convention(ctx.test, ctx.alpha))
     if ctx.has_ablation:
-        out.append(f"Ablations: Δ = variant mean − reference mean; {stats.TESTS[ctx.test]} against the "
-                   f"reference over matched seeds, {stats.CORRECTION} correction across variants per metric, "
-                   f"significant when adjusted p ≤ α = {ctx.alpha:g}; p is n/a with fewer than 2 pairs.")
+        out.append("Ablations: Δ = variant mean − reference mean, runs paired by seed with the reference variant.")
+    if any(isinstance(t, StatTable) and (any(r.degenerate for r in t.rows) or any("degenerate" in n for n in t.notes))
+           for t in tables):
+        out.append(DEGENERATE_RULE)
     if ctx.has_importances:
         out.append(f"Parameter importances: {EVALUATORS[ctx.evaluator]}, full-fidelity trials only.")
     return out

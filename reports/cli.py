@@ -1,7 +1,7 @@
 """`python -m reports` / `mmsa-report`: MLflow runs -> Markdown, LaTeX and HTML report.
 
     python -m reports --experiment mmsa-synthetic-mosi --sweep hscl-s1 --ablation hscl-abl \
-        --methods --out outputs/report
+        --methods --out outputs/report --csv outputs/report/csv
 
 Only argparse is imported at module level, so `--help` stays fast; the work is in
 `reports.build.build_report`.
@@ -32,8 +32,9 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m reports",
         description="Turn MLflow sweep / ablation runs into reviewer tables (mean ± std over seeds, paired "
-                    "tests with Holm correction) and plots, as Markdown, LaTeX (booktabs) and one "
-                    "self-contained HTML page; logged under report/ of each parent run.")
+                    "tests with Holm correction on at least 3 matched seeds) and plots, as Markdown, LaTeX "
+                    "(booktabs) and one self-contained HTML page; each section states its budget, smoke and "
+                    "truncated runs get a banner; logged under report/ of every parent run it covers.")
     p.add_argument("--tracking-uri", default=None,
                    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/runs/sweeps/mlflow.db, where the sweeps and ablations write by default)")
     p.add_argument("--experiment", help="experiment name or id (default: that of a run id given, else the only "
@@ -45,8 +46,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--robustness", action="append", default=[], metavar="NAME_OR_RUN_ID",
                    help="robustness study parent run (ablations/robustness.py: kind=robustness); repeatable")
     p.add_argument("--methods", action="store_true",
-                   help="add a method comparison of the experiment's final stages (newest sweep per method)")
+                   help="add a method comparison of the experiment's sweeps, comparisons and evaluate-protocol "
+                        "robustness studies: rows only from runs of one budget (data digest, splits, encoder, "
+                        "max_epochs, seeds), one table per budget")
     p.add_argument("--out", default="outputs/report", help="output folder (default: %(default)s)")
+    p.add_argument("--csv", metavar="DIR", default=None,
+                   help="also write every table as DIR/<table id>.csv (numbers as numbers, in table units; "
+                        "mean, std, n and the tests in separate columns)")
     p.add_argument("--format", default=",".join(FORMATS),
                    help="comma-separated subset of md,tex,html (default: %(default)s)")
     p.add_argument("--test", choices=TESTS, default="ttest",
@@ -77,12 +83,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                               sweeps=args.sweep, ablations=args.ablation, methods=args.methods,
                               robustness=args.robustness,
                               formats=formats, test=args.test, alpha=args.alpha, evaluator=args.importance,
-                              log_artifacts=not args.no_log_artifacts)
+                              log_artifacts=not args.no_log_artifacts, csv_dir=args.csv)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for key in formats:
         print(f"wrote {result.files[key]}")
+    if result.csv:
+        print(f"wrote {len(result.csv)} CSV table(s) to {args.csv}")
     left = result.report.excluded_total
     if left:
         print("left out (not FINISHED): " + ", ".join(f"{n} {s}" for s, n in left.items()))

@@ -33,11 +33,12 @@ class Section:
     id: str
     title: str
     blocks: list[Block] = field(default_factory=list)
+    banners: list[str] = field(default_factory=list)  # budget warnings, repeated at the section's top
 
 
 @dataclass(frozen=True)
 class ParentRef:
-    kind: str  # "sweep" | "ablation"
+    kind: str  # "sweep" | "ablation" | "robustness" | "comparison"
     name: str
     run_id: str
 
@@ -59,6 +60,11 @@ class Report:
     @property
     def synthetic(self) -> bool:
         return "synthetic" in self.dataset.lower()
+
+    @property
+    def banners(self) -> list[str]:
+        """Every section's budget banner, once each, for the report's first screen."""
+        return list(dict.fromkeys(b for s in self.sections for b in s.banners))
 
     @property
     def excluded_total(self) -> Mapping[str, int]:

@@ -8,15 +8,14 @@ other formats use are mapped to LaTeX commands, so the file compiles with plain 
 
 from __future__ import annotations
 
-from reports import stats
 from reports.document import SYNTHETIC_BANNER, Figure, Paragraph, Report, metadata_rows, slug
-from reports.tables import Column, StatTable, TextTable, fmt_delta, fmt_mean_std
+from reports.tables import Column, StatTable, TextTable, fmt_delta, fmt_mean_std, full_caption
 
 _SPECIAL = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "_": r"\_", "%": r"\%", "&": r"\&",
             "#": r"\#", "$": r"\$", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 _UNICODE = {"±": r"$\pm$", "Δ": r"$\Delta$", "−": r"$-$", "–": "--", "—": "---", "†": r"$^{\dagger}$",
             "≤": r"$\le$", "≥": r"$\ge$", "α": r"$\alpha$", "↑": r"$\uparrow$", "↓": r"$\downarrow$",
-            "×": r"$\times$", "…": r"\ldots{}", "→": r"$\rightarrow$",
+            "×": r"$\times$", "…": r"\ldots{}", "→": r"$\rightarrow$", "²": r"$^{2}$", "·": r"$\cdot$",
             "“": "``", "”": "''"}
 
 
@@ -37,8 +36,8 @@ PREAMBLE = r"""\documentclass[10pt]{article}
 
 def render(report: Report) -> str:
     out = [PREAMBLE.rstrip(), r"\begin{document}", "", rf"\section*{{{escape(report.title)}}}", ""]
-    if report.synthetic:
-        out += [rf"\noindent\fbox{{\parbox{{\dimexpr\linewidth-2\fboxsep\relax}}{{\textbf{{{escape(SYNTHETIC_BANNER)}}}}}}}", ""]
+    for banner in report.banners + ([SYNTHETIC_BANNER] if report.synthetic else []):
+        out += [_banner(banner), ""]
     out += [r"\noindent\begin{tabular}{@{}ll@{}}"]
     out += [rf"{escape(k.strip())} & {escape(v)} \\" for k, v in metadata_rows(report)]
     out += [r"\end{tabular}", ""]
@@ -46,6 +45,7 @@ def render(report: Report) -> str:
         out += [r"\begin{itemize}"] + [rf"\item {escape(c)}" for c in report.conventions] + [r"\end{itemize}", ""]
     for section in report.sections:
         out += [rf"\subsection*{{{escape(section.title)}}}", ""]
+        out += [x for banner in section.banners for x in (_banner(banner), "")]
         for block in section.blocks:
             if isinstance(block, StatTable):
                 out += stat_table(block) + [""]
@@ -60,6 +60,10 @@ def render(report: Report) -> str:
                 out += [escape(block.text), ""]
     out += [r"\end{document}"]
     return "\n".join(out) + "\n"
+
+
+def _banner(text: str) -> str:
+    return rf"\noindent\fbox{{\parbox{{\dimexpr\linewidth-2\fboxsep\relax}}{{\textbf{{{escape(text)}}}}}}}"
 
 
 def _caption(title: str, caption: str, notes: tuple[str, ...] = ()) -> str:
@@ -112,16 +116,12 @@ def stat_table(t: StatTable) -> list[str]:
         header = [" & ".join(lead_tex + [escape(f"{c.header} {c.arrow}".strip()) for c in t.columns]) + r" \\"]
     body = []
     for r in t.rows:
-        cells = [escape(r.label) + (r" (ref.)" if r.reference else "")] + [escape(r.extra.get(h, "")) for h in t.extra_headers]
+        cells = [escape(r.display_label)] + [escape(r.extra.get(h, "")) for h in t.extra_headers]
         if t.show_n:
             cells.append(str(r.n))
         cells += [_cell(t, r, c) for c in t.columns]
         body.append(" & ".join(cells) + r" \\")
-    caption = _caption(t.title, t.caption, t.notes)
-    if t.test:
-        caption += " " + escape(f"In parentheses: Δ = variant mean − reference mean. † = significant: "
-                                f"{stats.TESTS[t.test]} over matched seeds, {stats.CORRECTION}-adjusted "
-                                f"p ≤ α = {t.alpha:g}.")
+    caption = _caption(t.title, full_caption(t), t.notes)
     return _float(spec, header, body, caption, t.id, wide=len(spec) > 6)
 
 

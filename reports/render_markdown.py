@@ -1,14 +1,15 @@
-"""Render a `Report` as GitHub-flavoured Markdown (`report.md`); significant cells carry `*`."""
+"""Render a `Report` as GitHub-flavoured Markdown (`report.md`); significant cells carry `SIG_MARK` (†)."""
 
 from __future__ import annotations
 
-from reports import stats
 from reports.document import SYNTHETIC_BANNER, Figure, Paragraph, Report, metadata_rows
-from reports.tables import StatTable, TextTable, fmt_delta, fmt_mean_std
+from reports.tables import SIG_MARK, StatTable, TextTable, fmt_delta, fmt_mean_std, full_caption
 
 
 def render(report: Report) -> str:
     out = [f"# {report.title}", ""]
+    for banner in report.banners:  # the first screen: what these numbers are not
+        out += [f"> **{banner}**", ""]
     if report.synthetic:
         out += [f"> **{SYNTHETIC_BANNER}**", ""]
     out += _table(["", ""], [[f"**{k}**", v] for k, v in metadata_rows(report)], [False, False])
@@ -17,10 +18,12 @@ def render(report: Report) -> str:
     n = 0
     for section in report.sections:
         out += ["", f"## {section.title}", ""]
+        for banner in section.banners:
+            out += [f"> **{banner}**", ""]
         for block in section.blocks:
             if isinstance(block, (StatTable, TextTable)):
                 n += 1
-                out += [f"**Table {n}. {block.title}.** {block.caption}", ""]
+                out += [f"**Table {n}. {block.title}.** {full_caption(block)}", ""]
                 out += stat_table(block) if isinstance(block, StatTable) else text_table(block)
                 if block.notes:
                     out += [""] + [f"- {note}" for note in block.notes]
@@ -38,7 +41,7 @@ def stat_table(t: StatTable) -> list[str]:
     numeric = [False] * (1 + len(t.extra_headers)) + [True] * ((1 if t.show_n else 0) + len(t.columns))
     rows = []
     for r in t.rows:
-        cells = [r.label + (" (reference)" if r.reference else "")] + [r.extra.get(h, "") for h in t.extra_headers]
+        cells = [r.display_label] + [r.extra.get(h, "") for h in t.extra_headers]
         if t.show_n:
             cells.append(str(r.n))
         for c in t.columns:
@@ -46,16 +49,12 @@ def stat_table(t: StatTable) -> list[str]:
             mean, std = fmt_mean_std(cell, c.decimals)
             text = f"{mean} ± {std}" if cell.n else "n/a"
             if t.show_delta and not r.reference:
-                text += f" (Δ {fmt_delta(cell, c.decimals)}{'*' if cell.significant else ''})"
+                text += f" (Δ {fmt_delta(cell, c.decimals)}{SIG_MARK if cell.significant else ''})"
             if cell.n and cell.n != r.n:
                 text += f" [n={cell.n}]"
             cells.append(text)
         rows.append(cells)
-    lines = _table(headers, rows, numeric)
-    if t.test:
-        lines += ["", f"Δ = variant mean − reference mean (table units). * = significant: "
-                      f"{stats.TESTS[t.test]} over matched seeds, {stats.CORRECTION}-adjusted p ≤ α = {t.alpha:g}."]
-    return lines
+    return _table(headers, rows, numeric)
 
 
 def text_table(t: TextTable) -> list[str]:

@@ -1,8 +1,9 @@
 """MLflow runs -> a tidy pandas frame (the read side of the MLflow contract, docs/ARCHITECTURE.md).
 
 One row per run: identity columns from tags (method, dataset, stage, ablation, seed, ...), the
-latest value of every metric as `metrics.<key>` (floats), and every param as `params.<name>` cast
-from MLflow's strings to int / float / bool / list. Only FINISHED runs are kept; the others are
+run's dataset input (`data_name`, `data_digest`, `data_source`, `data_source_type`, `data_splits`),
+the latest value of every metric as `metrics.<key>` (floats), and every param as `params.<name>`
+cast from MLflow's strings to int / float / bool / list. Only FINISHED runs are kept; the others are
 counted by status so a report can say what it left out.
 """
 
@@ -11,15 +12,20 @@ from __future__ import annotations
 import json
 import math
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
+
+from mmsa_core.record_names import Tag
 
 KEPT_STATUS = "FINISHED"
 IDENTITY_TAGS = ("kind", "method", "dataset", "stage", "ablation", "trial_id", "sweep_name", "stop_reason",
                  "protocol", "rate")
+DATA_COLUMNS = ("data_name", "data_digest", "data_source", "data_source_type", "data_splits")
 ID_COLUMNS = ("run_id", "experiment_id", "parent_run_id", "run_name", "status", "start_time", "end_time",
-              *IDENTITY_TAGS, "seed", "reference", "stopped_early")
+              *IDENTITY_TAGS, "seed", "reference", "stopped_early", *DATA_COLUMNS)
+SPLIT_NAMES = ("train", "valid", "test")
+SEARCH_PAGE = 10_000  # runs per search request (mlflow.search_runs' own page size)
+_INPUT = "input."  # raw-frame prefix of the dataset input's fields (name, digest, source, ...)
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
@@ -41,17 +47,19 @@ class RunSet:
         return sum(self.excluded.values())
 
 
-@contextmanager
-def tracking(uri: str) -> Iterator[None]:
-    """Point `mlflow.search_runs` at `uri` for the duration, then restore the previous URI."""
-    import mlflow
+@dataclass(frozen=True)
+class DataRecord:
+    """A run's MLflow dataset input: what data it trained and was tested on.
 
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(previous)
+    `splits` are the (train, valid, test) sizes the run actually used (the input's profile), so a
+    real file cut to smaller splits shows here; `digest` identifies the file (or the synthetic
+    generator's settings) whatever it was cut to."""
+
+    name: str | None
+    digest: str | None
+    source: str | None  # the file or folder loaded, or the synthetic source's name
+    source_type: str | None  # "local" | "synthetic"
+    splits: tuple[int, int, int] | None
 
 
 def client(uri: str) -> Any:
@@ -72,12 +80,44 @@ def check_store(uri: str) -> None:
 
 
 def search(uri: str, experiment_id: str, filter_string: str = "") -> Any:
-    """Raw `mlflow.search_runs` frame (every run, any status)."""
-    import mlflow
+    """Every active run matching `filter_string`, any status, as one raw frame.
 
-    with tracking(uri):
-        return mlflow.search_runs(experiment_ids=[experiment_id], filter_string=filter_string,
-                                  output_format="pandas")
+    The columns of `mlflow.search_runs` (run_id, experiment_id, status, artifact_uri, start_time,
+    end_time, metrics.*, params.*, tags.*) plus the run's dataset input as ``input.name``,
+    ``input.digest``, ``input.source``, ``input.source_type`` and ``input.profile``, which
+    `mlflow.search_runs` leaves out — read in the same pass, so the budget costs no second query.
+    """
+    import pandas as pd
+    from mlflow.entities import ViewType
+
+    found, token = [], None
+    store = client(uri)
+    while True:
+        page = store.search_runs([experiment_id], filter_string, run_view_type=ViewType.ACTIVE_ONLY,
+                                 max_results=SEARCH_PAGE, page_token=token)
+        found.extend(page)
+        token = page.token
+        if not token:
+            break
+    base = ["run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time"]
+    rows = []
+    for run in found:
+        row: dict[str, Any] = {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id,
+                               "status": run.info.status, "artifact_uri": run.info.artifact_uri,
+                               "start_time": run.info.start_time, "end_time": run.info.end_time}
+        row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
+        row.update({f"params.{k}": v for k, v in run.data.params.items()})
+        row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
+        inputs = run.inputs.dataset_inputs if run.inputs is not None else []
+        if inputs:
+            ds = inputs[0].dataset
+            row.update({f"{_INPUT}name": ds.name, f"{_INPUT}digest": ds.digest, f"{_INPUT}source": ds.source,
+                        f"{_INPUT}source_type": ds.source_type, f"{_INPUT}profile": ds.profile})
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=None if rows else base)
+    for name in ("start_time", "end_time"):
+        frame[name] = pd.to_datetime(pd.array(list(frame[name]), dtype="Float64"), unit="ms", utc=True)
+    return frame
 
 
 def tidy(raw: Any) -> Any:
@@ -104,6 +144,13 @@ def tidy(raw: Any) -> Any:
     out["seed"] = pd.array(seeds, dtype="Int64")
     out["reference"] = [_to_bool(v) is True for v in col("tags.reference")]
     out["stopped_early"] = pd.array([_to_bool(v) for v in col("tags.stopped_early")], dtype="boolean")
+    records = [data_record({k: raw.at[i, k] for k in raw.columns if k.startswith(_INPUT)},
+                           digest_tag=t) for i, t in zip(raw.index, col(f"tags.{Tag.DATASET_DIGEST}"))]
+    out["data_name"] = [r.name for r in records]
+    out["data_digest"] = [r.digest for r in records]
+    out["data_source"] = [r.source for r in records]
+    out["data_source_type"] = [r.source_type for r in records]
+    out["data_splits"] = [r.splits for r in records]
     metric_cols = sorted(c for c in raw.columns if c.startswith("metrics."))
     param_cols = sorted(c for c in raw.columns if c.startswith("params."))
     extra = {c: raw[c].astype(float) for c in metric_cols}
@@ -111,6 +158,32 @@ def tidy(raw: Any) -> Any:
     if extra:
         out = pd.concat([out, pd.DataFrame(extra, index=raw.index)], axis=1)
     return out.reset_index(drop=True)
+
+
+def data_record(fields: Mapping[str, Any], *, digest_tag: Any = None) -> DataRecord:
+    """A `DataRecord` from a raw row's ``input.*`` fields; the child tag ``dataset_digest`` stands
+    in for the digest where a run has no dataset input (the driver computes it for every child)."""
+    def get(key: str) -> Any:
+        return _none(fields.get(_INPUT + key))
+
+    source = get("source")
+    if isinstance(source, str) and source.startswith("{"):
+        try:
+            source = json.loads(source).get("uri", source)
+        except (ValueError, AttributeError):
+            pass
+    splits = None
+    profile = get("profile")
+    if isinstance(profile, str):
+        try:
+            sizes = json.loads(profile).get("splits") or {}
+            if all(k in sizes for k in SPLIT_NAMES):
+                splits = tuple(int(sizes[k]) for k in SPLIT_NAMES)
+        except (ValueError, TypeError, AttributeError):
+            splits = None
+    digest = get("digest") or _none(digest_tag)
+    return DataRecord(get("name"), None if digest is None else str(digest),
+                      None if source is None else str(source), get("source_type"), splits)
 
 
 def cast_param(values: list) -> list:
@@ -180,6 +253,7 @@ class Parent:
     dataset: str | None
     start_time: Any
     tags: Mapping[str, str]
+    data: DataRecord | None = None  # the parent's dataset input (the data its driver loaded)
 
 
 def list_experiments(uri: str) -> list[Experiment]:
@@ -220,8 +294,9 @@ def list_parents(uri: str, experiment_id: str, kind: str) -> list[Parent]:
         if tags.get("mlflow.parentRunId"):
             continue
         name = tags.get("sweep_name") or tags.get("mlflow.runName") or r["run_id"]
+        record = data_record({c: v for c, v in r.items() if c.startswith(_INPUT)})
         parents.append(Parent(r["run_id"], name, kind, tags.get("method"), tags.get("dataset"),
-                              r["start_time"], tags))
+                              r["start_time"], tags, record if record.digest or record.splits else None))
     return sorted(parents, key=lambda p: p.start_time, reverse=True)
 
 
@@ -244,6 +319,36 @@ def resolve_parent(uri: str, experiment_id: str, name_or_id: str, kind: str) -> 
         notes.append(f"{len(matches)} {kind} parent runs are named {name_or_id!r}; using the newest "
                      f"({matches[0].run_id}), not {', '.join(p.run_id for p in matches[1:])}")
     return matches[0], notes
+
+
+def file_splits(uri: str, experiment_id: str, digest: str) -> tuple[int, int, int] | None:
+    """The (train, valid, test) sizes of the real data file with `digest`, or None when MLflow cannot say.
+
+    MLflow stores one dataset per (experiment, name, digest) and keeps the profile of the first
+    run that logged it, so a file's profile holds the sizes of whichever run came first — cut or
+    not. It is the file's own sizes only when some child run loaded the file whole (params
+    ``synthetic_train/valid/test`` all 0) and the profile is not the size of any cut run
+    (a run with one of those params > 0) on the same file.
+    """
+    try:
+        frame = tidy(search(uri, experiment_id, f"datasets.digest = '{_quote(digest)}'"))
+    except Exception:  # a store that cannot filter on dataset inputs: the sizes stay unknown
+        return None
+    columns = [f"params.synthetic_{k}" for k in SPLIT_NAMES]
+    if frame.empty or not all(c in frame.columns for c in columns):
+        return None
+    whole, cut, profiles = False, set(), set()
+    for i in range(len(frame)):
+        sizes = tuple(_to_int(frame.at[i, c]) for c in columns)
+        if frame.at[i, "data_splits"]:
+            profiles.add(frame.at[i, "data_splits"])
+        if any(v is None for v in sizes):
+            continue  # a parent run: it logs the data it loaded but not how
+        if any(sizes):
+            cut.add(sizes)
+        else:
+            whole = True
+    return profiles.pop() if whole and len(profiles) == 1 and not profiles & cut else None
 
 
 def redact(uri: str) -> str:

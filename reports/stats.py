@@ -18,6 +18,10 @@ TESTS: Mapping[str, str] = {
     "wilcoxon": "Wilcoxon signed-rank test (scipy.stats.wilcoxon, two-sided)",
 }
 CORRECTION = "Holm–Bonferroni"
+# Fewest matched seeds a paired test is run on. With 2 pairs a t-test has one degree of freedom and
+# two near-equal differences give p < 0.05 by accident, and an exact Wilcoxon test cannot go below
+# p = 0.5; a report prints "n/a" (and no significance mark) instead.
+MIN_PAIRS = 3
 
 
 @dataclass(frozen=True)
@@ -61,19 +65,19 @@ def matched_pairs(variant: Mapping[int, float], reference: Mapping[int, float]
 
 
 def paired_test(variant: Mapping[int, float], reference: Mapping[int, float], *,
-                test: str = "ttest") -> PairedResult:
+                test: str = "ttest", min_pairs: int = MIN_PAIRS) -> PairedResult:
     """Two-sided paired test of `variant` against `reference`, runs paired by seed.
 
-    Only seeds present in both count. With fewer than 2 pairs, or when the paired differences
-    leave the test undefined (all zero; zero variance for the t-test), p is None — a report
-    prints "n/a", never a made-up number.
+    Only seeds present in both count. With fewer than `min_pairs` pairs, or when the paired
+    differences leave the test undefined (all zero; zero variance for the t-test), p is None — a
+    report prints "n/a", never a made-up number.
     """
     if test not in TESTS:
         raise ValueError(f"unknown test {test!r}; choose one of {sorted(TESTS)}")
     seeds, a, b = matched_pairs(variant, reference)
     n = len(seeds)
-    if n < 2:
-        return PairedResult(n, None, None, f"{n} matched seed(s); a paired test needs at least 2")
+    if n < max(2, min_pairs):
+        return PairedResult(n, None, None, f"{n} matched seed(s); a paired test needs at least {max(2, min_pairs)}")
     diff = a - b
     if np.all(diff == 0):
         return PairedResult(n, None, None, "all paired differences are zero")

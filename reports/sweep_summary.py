@@ -36,12 +36,17 @@ class SpaceInfo:
     mode: str | None = None  # "min" | "max"
     kinds: Mapping[str, str] = field(default_factory=dict)  # name -> "float" | "int" | "categorical"
     choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # categorical name -> choices (as text)
+    # the search budget: trials asked for, the sampler, ASHA's grace_period / reduction_factor / max_t
+    num_samples: int | None = None
+    sampler: str | None = None
+    asha: Mapping[str, float] = field(default_factory=dict)
 
 
 def parse_search_space(data: Any) -> SpaceInfo | None:
     """Read the `search_space.json` of `sweeps/` ({"params": [{"name", "low", "high", "log"} or
-    {"name", "kind": "categorical", "choices"} or {..., "kind": "int"}, ...], "metric", "mode", ...})
-    or a plain {name: spec} mapping. None when it is neither."""
+    {"name", "kind": "categorical", "choices"} or {..., "kind": "int"}, ...], "metric", "mode",
+    "num_samples", "sampler", "asha": {"grace_period", "reduction_factor", "max_t"}, ...}) or a plain
+    {name: spec} mapping. None when it is neither."""
     if not isinstance(data, dict):
         return None
     params = data.get("params")
@@ -58,9 +63,14 @@ def parse_search_space(data: Any) -> SpaceInfo | None:
             except (KeyError, TypeError, ValueError):
                 pass
         metric, mode = data.get("metric"), data.get("mode")
+        samples, sampler, asha = data.get("num_samples"), data.get("sampler"), data.get("asha")
         return SpaceInfo(tuple(str(p["name"]) for p in params), ranges,
                          metric if isinstance(metric, str) else None, mode if mode in ("min", "max") else None,
-                         kinds, choices)
+                         kinds, choices,
+                         num_samples=samples if isinstance(samples, int) and not isinstance(samples, bool) else None,
+                         sampler=sampler if isinstance(sampler, str) else None,
+                         asha={k: v for k, v in asha.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+                         if isinstance(asha, dict) else {})
     if data and all(isinstance(k, str) for k in data):
         return SpaceInfo(tuple(sorted(data)))
     return None
@@ -173,23 +183,31 @@ def _best_trials(frame: Any, col: str, spec: Any, minimize: bool, searched: Sequ
     extra = [m for m in ("mae", "corr", "acc2_non0") if m != spec.key]
     headers = ["Rank", "Trial", f"valid {spec.header} {'↓' if minimize else '↑'}"]
     headers += [f"valid {metric_spec(m).header}" for m in extra] + ["Epochs run", "Full fidelity"] + list(searched)
-    rows = []
+    rows, values = [], []
     for rank, (_, r) in enumerate(ranked.iterrows(), start=1):
-        cells = [str(rank), str(r["trial_id"] or r["run_name"] or r["run_id"][:8]),
-                 fmt_num(float(r[col]) * spec.scale, spec.decimals + (1 if spec.scale == 1 else 0))]
+        trial = str(r["trial_id"] or r["run_name"] or r["run_id"][:8])
+        cells = [str(rank), trial, fmt_num(float(r[col]) * spec.scale, spec.decimals + (1 if spec.scale == 1 else 0))]
+        raw = [rank, trial, float(r[col]) * spec.scale]
         for m in extra:
             v = r.get(f"metrics.best/valid/{m}", math.nan)
             cells.append(fmt_num(float(v) * metric_spec(m).scale, metric_spec(m).decimals) if _finite(v) else "n/a")
+            raw.append(float(v) * metric_spec(m).scale if _finite(v) else None)
         epochs, budget = r.get("metrics.epochs_run", math.nan), r.get("params.max_epochs", math.nan)
         cells.append(f"{_fmt_int(epochs)}/{_fmt_int(budget)}")
         cells.append("yes" if r["_full"] else "no")
         cells += [_fmt_param(r.get(f"params.{p}")) for p in searched]
+        raw += [float(epochs) if _finite(epochs) else None, float(budget) if _finite(budget) else None,
+                bool(r["_full"])]
+        raw += [_raw_param(r.get(f"params.{p}")) for p in searched]
         rows.append(tuple(cells))
+        values.append(tuple(raw))
     caption = (f"Best {len(rows)} of {len(frame)} finished search trials ranked by validation "
                f"{spec.header} at the best validation epoch (test metrics are never used for selection).")
+    value_headers = ["rank", "trial", f"valid_{spec.key}"] + [f"valid_{m}" for m in extra]
+    value_headers += ["epochs_run", "max_epochs", "full_fidelity"] + list(searched)
     return TextTable(id=f"{id}-best-trials", title="Best trials", caption=caption, headers=tuple(headers),
                      rows=tuple(rows), numeric=(True, False) + (True,) * (len(extra) + 2) + (False,)
-                     + (True,) * len(searched))
+                     + (True,) * len(searched), value_headers=tuple(value_headers), values=tuple(values))
 
 
 def _importances(frame: Any, col: str, minimize: bool, searched: Sequence[str], evaluator: str, *,
@@ -288,6 +306,15 @@ def _isna(v: Any) -> bool:
 
 def _fmt_int(v: Any) -> str:
     return str(int(float(v))) if _finite(v) else "?"
+
+
+def _raw_param(v: Any) -> Any:
+    """A param as CSV holds it: numbers stay numbers, lists as their printed form, missing empty."""
+    if v is None or _isna(v):
+        return None
+    if isinstance(v, tuple):
+        return _fmt_param(v)
+    return v
 
 
 def _fmt_param(v: Any) -> str:

@@ -2,17 +2,18 @@
 
 A table is data first (numbers in table units, significance flags, n) and text second: the
 renderers (`render_markdown`, `render_latex`, `render_html`) only format what is here, and the
-tests check these numbers directly. Table units follow `shared/spec/metrics.md`: accuracies and
-F1 × 100, MAE and Corr as logged. Builders take the tidy frames of `reports.runs`.
+tests check these numbers directly. Table units follow the field's convention: accuracies and
+F1 × 100, MAE and Corr as logged. Builders take the tidy frames of `reports.runs`; metric names are
+built and parsed by `mmsa_core.record_names`, as the trainer writes them.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from mmsa_core.record_names import ABSENT_KIND, best_metric, parse_robust_metric
 from reports import stats
 
 # --------------------------------------------------------------------------------------------
@@ -46,11 +47,45 @@ METRIC_BY_KEY: Mapping[str, MetricSpec] = {m.key: m for m in METRICS}
 # every metric the trainer logs, for the specs of the ones the tables leave out
 _EXTRA = {"acc5": MetricSpec("acc5", "Acc-5", "", 100.0, 2, True)}
 
-TEST_PREFIX = "metrics.best/test/"
-VALID_PREFIX = "metrics.best/valid/"
+METRICS_COLUMN = "metrics."  # a tidy frame's metric columns: metrics.<name>
+TEST_PREFIX = METRICS_COLUMN + best_metric("test", "")  # metrics.best/test/<m>
+VALID_PREFIX = METRICS_COLUMN + best_metric("valid", "")
 STD_NOTE = "mean ± sample standard deviation (ddof = 1) over seeds; n = number of seeds"
 UNITS_NOTE = "Acc and F1 × 100; MAE and Corr as is; ↑ higher is better, ↓ lower is better"
-ROBUST_RE = re.compile(r"^metrics\.robust/(?P<corruption>[^/]+)/r(?P<rate>\d+(?:\.\d+)?)/test/(?P<metric>\w+)$")
+# The one significance mark of every table and format (LaTeX: $^{\dagger}$); defined once, in the
+# report's conventions (`significance_convention`).
+SIG_MARK = "†"
+DEGENERATE_LABEL = "degenerate"  # appended to a flagged row's label: "(degenerate)"
+CORR_FLOOR = 1e-6  # |Corr| below this: the prediction does not vary with the target
+ONE_CLASS_TOLERANCE = 1e-6  # F1 = 2a²/(1 + a) to this: one class predicted for every sample
+DEGENERATE_RULE = (
+    "A row is flagged (degenerate) when, read from each run's best/test metrics, every run predicts without "
+    f"signal — |Corr| < {CORR_FLOOR:g} (a constant prediction: the project logs its undefined Pearson r as 0.0), "
+    "or weighted F1 non0 = 2a²/(1 + a) with a = Acc-2 non0, to 1e-6 (every non-zero test sample on one side "
+    "of 0, so a is the share of one class) — or when, over 2 or more seeds, Acc-7, Acc-2 has0 and Acc-2 non0 "
+    "are identical for every seed. When only some runs are so, a note says how many and the row is not flagged.")
+
+
+def significance_convention(test: str, alpha: float) -> str:
+    """The definition of `SIG_MARK`, said once in the report's conventions."""
+    return (f"{SIG_MARK} marks a cell that differs significantly from its table's reference row: "
+            f"{stats.TESTS[test]} over matched seeds, {stats.CORRECTION} correction across the table's other "
+            f"rows per metric, adjusted p ≤ α = {alpha:g}. A paired test needs at least {stats.MIN_PAIRS} "
+            f"matched seeds: with fewer, p is n/a and no cell is marked. No other mark is used.")
+
+
+def tests_caption(table: "StatTable") -> str:
+    """The sentence every format appends to the caption of a table with paired tests."""
+    return (f"In parentheses: Δ = row mean − reference mean; {SIG_MARK} = significant ({stats.TESTS[table.test]}, "
+            f"{stats.CORRECTION}, α = {table.alpha:g}; see conventions). Fewer than {stats.MIN_PAIRS} "
+            f"matched seeds: p n/a and no {SIG_MARK}.")
+
+
+def full_caption(table: "StatTable | TextTable") -> str:
+    """A table's caption as every format prints it (with the tests sentence where it has tests)."""
+    if isinstance(table, StatTable) and table.test:
+        return f"{table.caption} {tests_caption(table)}".strip()
+    return table.caption
 
 
 def metric_spec(key: str) -> MetricSpec:
@@ -104,6 +139,13 @@ class StatRow:
     n: int  # runs (seeds) in the row
     reference: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)  # text columns before the metrics
+    degenerate: bool = False  # its predictions carry no signal (DEGENERATE_RULE); said in the notes
+
+    @property
+    def display_label(self) -> str:
+        """The label as every format prints it: "(reference)" / "(degenerate)" appended."""
+        marks = (["reference"] if self.reference else []) + ([DEGENERATE_LABEL] if self.degenerate else [])
+        return self.label + "".join(f" ({m})" for m in marks)
 
 
 @dataclass(frozen=True)
@@ -141,6 +183,10 @@ class TextTable:
     rows: tuple[tuple[str, ...], ...]
     notes: tuple[str, ...] = ()
     numeric: tuple[bool, ...] = ()  # right-align these columns
+    # the same table as raw values for CSV (numbers as numbers, one quantity per column); empty:
+    # the printed cells, each read as a number where it is one
+    value_headers: tuple[str, ...] = ()
+    values: tuple[tuple[Any, ...], ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,6 +250,70 @@ def _stat_cell(values: Iterable[float]) -> StatCell:
     return StatCell(s.mean, s.std, s.n)
 
 
+@dataclass(frozen=True)
+class Degeneracy:
+    """How many of a row's runs predict without signal (`DEGENERATE_RULE`)."""
+
+    n_runs: int
+    constant: int  # runs with |Corr| < CORR_FLOOR
+    one_class: int  # runs whose F1 non0 is that of a one-class prediction
+    either: int  # runs with one or both
+    identical: bool  # >= 2 seeds and Acc-7, Acc-2 has0, Acc-2 non0 the same for each
+    shares: tuple[float, ...] = ()  # Acc-2 non0 (table units) of the one-class runs
+    acc7: float | None = None  # the identical Acc-7 (table units)
+
+    @property
+    def flagged(self) -> bool:
+        return (self.n_runs > 0 and self.either == self.n_runs) or self.identical
+
+    def note(self, label: str) -> str | None:
+        parts = []
+        if self.constant:
+            parts.append(f"{self.constant} of {self.n_runs} run(s) with |Corr| < {CORR_FLOOR:g} (constant prediction)")
+        if self.one_class:
+            share = ", ".join(sorted({f"{v:.2f}" for v in self.shares}))
+            parts.append(f"{self.one_class} of {self.n_runs} run(s) predicting one class for every non-zero "
+                         f"test sample (Acc-2 non0 {share} = that class's share)")
+        if self.identical:
+            parts.append(f"Acc-7 ({self.acc7:.2f}), Acc-2 has0 and Acc-2 non0 identical for all {self.n_runs} seeds")
+        if not parts:
+            return None
+        what = "degenerate predictions" if self.flagged else "some runs degenerate"
+        return f"{label}: {what} — " + "; ".join(parts)
+
+
+def degeneracy(frame: Any, prefix: str = TEST_PREFIX) -> Degeneracy:
+    """Apply `DEGENERATE_RULE` to one row's runs (a tidy frame of best/test metrics)."""
+    n = int(len(frame))
+
+    def column(key: str) -> list[float]:
+        if prefix + key not in frame.columns:
+            return [math.nan] * n
+        return [float(v) if v is not None else math.nan for v in frame[prefix + key]]
+
+    corr, acc, f1 = column("corr"), column("acc2_non0"), column("f1_non0")
+    constant = [math.isfinite(c) and abs(c) < CORR_FLOOR for c in corr]
+    one_class = [math.isfinite(a) and math.isfinite(f) and a < 1 - ONE_CLASS_TOLERANCE
+                 and abs(f - 2 * a * a / (1 + a)) <= ONE_CLASS_TOLERANCE for a, f in zip(acc, f1)]
+    accuracies = [column(k) for k in ("acc7", "acc2_has0", "acc2_non0")]
+    identical = n >= 2 and all(all(math.isfinite(v) for v in vals) and len(set(vals)) == 1 for vals in accuracies)
+    scale = metric_spec("acc2_non0").scale
+    return Degeneracy(n, sum(constant), sum(one_class), sum(c or o for c, o in zip(constant, one_class)), identical,
+                      tuple(a * scale for a, o in zip(acc, one_class) if o),
+                      accuracies[0][0] * metric_spec("acc7").scale if identical else None)
+
+
+def _degenerate_rows(groups: Sequence[tuple[str, Any]], prefix: str) -> tuple[dict[str, bool], list[str]]:
+    flags, notes = {}, []
+    for label, frame in groups:
+        d = degeneracy(frame, prefix)
+        flags[label] = d.flagged
+        note = d.note(label)
+        if note:
+            notes.append(note)
+    return flags, notes
+
+
 def results_table(groups: Sequence[tuple[str, Any]], *, id: str, title: str, caption: str,
                   row_header: str = "Method", extra: Mapping[str, Sequence[str]] | None = None,
                   notes: Sequence[str] = (), prefix: str = TEST_PREFIX,
@@ -214,12 +324,14 @@ def results_table(groups: Sequence[tuple[str, Any]], *, id: str, title: str, cap
     """
     columns = metric_columns(metric_keys)
     extra = dict(extra or {})
+    flags, flag_notes = _degenerate_rows(groups, prefix)
     rows = []
     for i, (label, frame) in enumerate(groups):
         cells = {c.key: _stat_cell(_values(frame, prefix + c.key, metric_spec(c.key).scale)) for c in columns}
-        rows.append(StatRow(label, cells, int(len(frame)), extra={h: v[i] for h, v in extra.items()}))
+        rows.append(StatRow(label, cells, int(len(frame)), extra={h: v[i] for h, v in extra.items()},
+                            degenerate=flags[label]))
     return StatTable(id=id, title=title, caption=caption, columns=columns, rows=tuple(rows),
-                     row_header=row_header, extra_headers=tuple(extra), notes=tuple(notes))
+                     row_header=row_header, extra_headers=tuple(extra), notes=tuple(notes) + tuple(flag_notes))
 
 
 def ablation_table(variants: Sequence[tuple[str, Any]], *, reference: str | None, id: str, title: str,
@@ -228,9 +340,10 @@ def ablation_table(variants: Sequence[tuple[str, Any]], *, reference: str | None
                    row_header: str = "Variant", extra: Mapping[str, Sequence[str]] | None = None) -> StatTable:
     """One row per variant (reference first): mean ± std, Δ vs reference, paired test + Holm.
 
-    Runs are paired by seed (only seeds present in both). The Holm family is, per metric, the
-    non-reference variants whose p is defined. A cell is significant when Holm-adjusted p ≤ α.
-    Without a reference the table has no Δ and no tests.
+    Runs are paired by seed (only seeds present in both); fewer than `stats.MIN_PAIRS` pairs give
+    no p. The Holm family is, per metric, the non-reference variants whose p is defined. A cell is
+    significant when Holm-adjusted p ≤ α. Without a reference the table has no Δ and no tests.
+    Rows whose predictions carry no signal are flagged (`DEGENERATE_RULE`, said in the notes).
     """
     columns = metric_columns(metric_keys)
     labels = [label for label, _ in variants]
@@ -261,36 +374,43 @@ def ablation_table(variants: Sequence[tuple[str, Any]], *, reference: str | None
             cells[v][col.key] = c
     extra = dict(extra or {})
     extra_of = {label: {h: vals[i] for h, vals in extra.items()} for i, label in enumerate(labels)}
-    rows = tuple(StatRow(v, cells[v], int(len(frames[v])), reference=(v == reference), extra=extra_of[v])
-                 for v in order)
+    flags, flag_notes = _degenerate_rows([(v, frames[v]) for v in order], prefix)
+    rows = tuple(StatRow(v, cells[v], int(len(frames[v])), reference=(v == reference), extra=extra_of[v],
+                         degenerate=flags[v]) for v in order)
     return StatTable(id=id, title=title, caption=caption, columns=columns, rows=rows, row_header=row_header,
                      extra_headers=tuple(extra),
-                     show_delta=reference is not None, notes=tuple(notes),
+                     show_delta=reference is not None, notes=tuple(notes) + tuple(flag_notes),
                      test=test if reference else None, alpha=alpha if reference else None)
 
 
 def pvalue_table(table: StatTable) -> TextTable:
     """The paired tests behind an ablation table: pairs, raw p and Holm-adjusted p per metric."""
     headers = [table.row_header] + [f"{c.header}: n pairs / p / p (Holm)" for c in table.columns]
-    rows = []
+    value_headers = [table.row_header] + [f"{c.key}_{q}" for c in table.columns
+                                          for q in ("n_pairs", "p", "p_holm", "significant")]
+    rows, values = [], []
     for row in table.rows:
         if row.reference:
             continue
-        cells = [row.label]
+        cells, raw = [row.label], [row.label]
         for c in table.columns:
             cell = row.cells[c.key]
-            mark = " *" if cell.significant else ""
+            mark = f" {SIG_MARK}" if cell.significant else ""
             cells.append(f"{cell.n_pairs} / {fmt_p(cell.p)} / {fmt_p(cell.p_adj)}{mark}")
+            raw += [cell.n_pairs, cell.p, cell.p_adj, cell.significant]
         rows.append(tuple(cells))
+        values.append(tuple(raw))
     reasons = sorted({f"{row.label}, {c.header}: p n/a — {row.cells[c.key].reason}"
                       for row in table.rows for c in table.columns if row.cells[c.key].reason})
     name = stats.TESTS.get(table.test or "", table.test or "")
     what = "methods" if table.row_header == "Method" else "variants"
-    caption = (f"{name} against the reference over matched seeds; {stats.CORRECTION} correction across "
-               f"{what} per metric; * Holm-adjusted p ≤ α = {table.alpha:g}.")
+    caption = (f"{name} against the reference over matched seeds (at least {stats.MIN_PAIRS}, else p n/a); "
+               f"{stats.CORRECTION} correction across {what} per metric; {SIG_MARK} Holm-adjusted p ≤ α = "
+               f"{table.alpha:g}.")
     return TextTable(id=table.id + "-tests", title=table.title + " — paired tests", caption=caption,
                      headers=tuple(headers), rows=tuple(rows), notes=tuple(reasons),
-                     numeric=(False,) + (True,) * len(table.columns))
+                     numeric=(False,) + (True,) * len(table.columns),
+                     value_headers=tuple(value_headers), values=tuple(values))
 
 
 @dataclass(frozen=True)
@@ -301,12 +421,13 @@ class RobustCurve:
 
 
 def robust_metric_columns(columns: Iterable[str]) -> dict[tuple[str, float, str], str]:
-    """Map (corruption, rate, metric) -> MLflow column for every `robust/...` metric in a frame."""
+    """Map (corruption, rate, metric) -> MLflow column for every rated `robust/...` metric in a frame
+    (whole streams absent have no rate and are not a curve's point)."""
     out = {}
     for col in columns:
-        m = ROBUST_RE.match(col)
-        if m:
-            out[(m["corruption"], float(m["rate"]), m["metric"])] = col
+        key = parse_robust_metric(col) if col.startswith(METRICS_COLUMN) else None
+        if key is not None and key.rate is not None:
+            out[(key.setting, key.rate, key.metric)] = col
     return out
 
 
@@ -356,8 +477,7 @@ def robust_curves(table: StatTable) -> list[RobustCurve]:
 # missing-modality robustness by the field's protocol (ablations/robustness.py, spec robustness.md)
 
 FIELD_ROBUST_METRICS = ("acc2_non0", "f1_non0", "acc7", "mae", "corr")
-TOKENS_RE = re.compile(r"^metrics\.robust/tokens-(?P<mods>[a-z]+)/r(?P<rate>\d+(?:\.\d+)?)/test/(?P<metric>\w+)$")
-ABSENT_RE = re.compile(r"^metrics\.robust/absent-(?P<mods>[a-z]+)/test/(?P<metric>\w+)$")
+FIELD_MASKING = ("tokens", "tav")  # the field's protocol: tokens and frames of every modality masked
 PROTOCOLS = {
     "evaluate": "train once — trained on complete data, selected on complete validation, the best-validation "
                 "model tested on masked test copies at every missing rate r",
@@ -419,10 +539,9 @@ def robust_points(frame: Any, protocol: str, order: Sequence[str] = ()) -> Robus
     methods in `order` (the study's), then any other alphabetically."""
     values: dict[tuple[str, float, int], dict[str, float]] = {}
     absent: dict[tuple[str, str, int], dict[str, float]] = {}
-    tokens = {c: TOKENS_RE.match(c) for c in frame.columns}
-    tokens = {c: m for c, m in tokens.items() if m and m["mods"] == "tav"}
-    drops = {c: ABSENT_RE.match(c) for c in frame.columns}
-    drops = {c: m for c, m in drops.items() if m}
+    parsed = {c: parse_robust_metric(c) for c in frame.columns if c.startswith(METRICS_COLUMN)}
+    tokens = {c: k for c, k in parsed.items() if k is not None and (k.kind, k.modalities) == FIELD_MASKING}
+    drops = {c: k for c, k in parsed.items() if k is not None and k.kind == ABSENT_KIND}
     for _, row in frame.iterrows():
         method, seed = row.get("method"), row.get("seed")
         if method is None or seed is None or (isinstance(seed, float) and math.isnan(seed)):
@@ -438,12 +557,12 @@ def robust_points(frame: Any, protocol: str, order: Sequence[str] = ()) -> Robus
                 if _finite(v):
                     cell[key] = float(v)
             continue
-        for col, m in tokens.items():
+        for col, k in tokens.items():
             if _finite(row[col]):
-                values.setdefault((method, round(float(m["rate"]), 2), seed), {})[m["metric"]] = float(row[col])
-        for col, m in drops.items():
+                values.setdefault((method, round(k.rate, 2), seed), {})[k.metric] = float(row[col])
+        for col, k in drops.items():
             if _finite(row[col]):
-                absent.setdefault((method, m["mods"], seed), {})[m["metric"]] = float(row[col])
+                absent.setdefault((method, k.modalities, seed), {})[k.metric] = float(row[col])
         if any(k[0] == method and k[2] == seed for k in absent):
             for key in METRIC_BY_KEY:
                 v = row.get(TEST_PREFIX + key)

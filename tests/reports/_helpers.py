@@ -7,7 +7,7 @@ import re
 import numpy as np
 
 NUM = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
-MEAN_STD = re.compile(rf"^(?P<mean>{NUM}) ± (?P<std>{NUM}|n/a)(?: \(Δ (?P<delta>{NUM}|n/a)(?P<sig>\*?)\))?$")
+MEAN_STD = re.compile(rf"^(?P<mean>{NUM}) ± (?P<std>{NUM}|n/a)(?: \(Δ (?P<delta>{NUM}|n/a)(?P<sig>†?)\))?$")
 
 
 def md_tables(text: str) -> dict[str, list[dict[str, str]]]:
@@ -37,9 +37,9 @@ def _cells(line: str) -> list[str]:
 
 def parse_mean_std(cell: str) -> dict:
     m = MEAN_STD.match(cell)
-    assert m, f"cell {cell!r} is not 'mean ± std (Δ d*)'"
+    assert m, f"cell {cell!r} is not 'mean ± std (Δ d†)'"
     return {"mean": float(m["mean"]), "std": float(m["std"]) if m["std"] != "n/a" else None,
-            "delta": None if m["delta"] in (None, "n/a") else float(m["delta"]), "sig": m["sig"] == "*"}
+            "delta": None if m["delta"] in (None, "n/a") else float(m["delta"]), "sig": m["sig"] == "†"}
 
 
 def close_to_print(printed: float, value: float, decimals: int) -> bool:

@@ -14,6 +14,7 @@ from reports import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = ("mmsa_core", "sweeps", "ablations", "torch", "ray")
+ALLOWED = ("mmsa_core.record_names",)  # the record's names (stdlib only): docs/ARCHITECTURE.md
 
 
 def test_cli_writes_requested_formats(store, tmp_path, capsys):
@@ -78,6 +79,8 @@ def test_reports_imports_only_its_allowed_layers():
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module]
             for name in names:
+                if name in ALLOWED:
+                    continue
                 assert name.split(".")[0] not in FORBIDDEN, f"{path.name} imports {name}"
 
 

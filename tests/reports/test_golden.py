@@ -86,7 +86,7 @@ def test_ablation_table_deltas_tests_and_holm(built, store, md):
             got = parse_mean_std(printed[v][HEADER[m.key]])
             assert close_to_print(got["mean"], mean, m.decimals) and close_to_print(got["std"], std, m.decimals)
             assert close_to_print(got["delta"], mean - ref_mean, m.decimals) and got["sig"] == cell.significant
-            pairs, p, p_holm = tests[v][f"{m.header}: n pairs / p / p (Holm)"].rstrip(" *").split(" / ")
+            pairs, p, p_holm = tests[v][f"{m.header}: n pairs / p / p (Holm)"].rstrip(" †").split(" / ")
             assert int(pairs) == cell.n_pairs
             assert float(p) == pytest.approx(raw[v], rel=5e-3) and float(p_holm) == pytest.approx(adjusted[v], rel=5e-3)
     assert n_sig and n_not, "the fixture should give both significant and non-significant cells"
@@ -158,7 +158,9 @@ def test_method_comparison_uses_newest_sweep_per_method_and_tests_against_hscl(b
         assert cell.n_pairs == len(seeds) == 5
         assert cell.p == pytest.approx(p, rel=1e-9) and cell.p_adj == pytest.approx(p, rel=1e-9)
         assert cell.delta == pytest.approx(_expected(other, m.key)[0] - _expected(ref, m.key)[0], rel=1e-9)
-    assert "1 older sweep(s) or comparison(s)" in built.files["md"].read_text()
+    # the older hscl sweep has other seeds: not shown, and the report says what differs
+    assert ("1 other source(s) not shown: hscl-synthetic-s0 (sweep, hscl) — budget differs from table 1: "
+            "seeds 1111, 1112 vs 1111, 1112, 1113, 1114, 1115.") in built.files["md"].read_text()
 
 
 def test_sweep_summary_numbers(built, md):
@@ -220,7 +222,10 @@ def test_report_logged_as_parent_artifacts(built, store):
     from mlflow import MlflowClient
 
     client = MlflowClient(store.uri)
-    assert built.logged_to == [store.parents["hscl-synthetic-s1"], store.parents["hscl-ablation"]]
+    # the sweep and ablation asked for, then the method table's other source (l1's sweep); the older
+    # hscl sweep the table does not show gets nothing
+    assert built.logged_to == [store.parents[n] for n in ("hscl-synthetic-s1", "hscl-ablation", "l1-synthetic-s1")]
+    assert not client.list_artifacts(store.parents["hscl-synthetic-s0"], "report")
     for run_id in built.logged_to:
         names = {f.path.split("/")[-1] for f in client.list_artifacts(run_id, "report")}
         assert {"report.md", "report.tex", "report.html"} <= names

@@ -48,10 +48,23 @@ def test_paired_test_matches_scipy_on_matched_seeds():
 
 def test_paired_test_is_na_not_fake():
     assert stats.paired_test({1: 0.5}, {1: 0.6}).p is None  # one pair
-    r = stats.paired_test({1: 0.5, 2: 0.6}, {1: 0.5, 2: 0.6})
+    r = stats.paired_test({1: 0.5, 2: 0.6, 3: 0.7}, {1: 0.5, 2: 0.6, 3: 0.7})
     assert r.p is None and "zero" in r.reason
-    r = stats.paired_test({1: 0.6, 2: 0.7}, {1: 0.5, 2: 0.6})  # constant difference
+    r = stats.paired_test({1: 1.5, 2: 2.5, 3: 3.5}, {1: 0.5, 2: 1.5, 3: 2.5})  # constant difference (exact in binary)
     assert r.p is None and "variance" in r.reason
+
+
+def test_two_pairs_give_no_p_three_do():
+    """Two near-equal differences make a t-test 'significant' by accident (1 degree of freedom):
+    the project's rule is at least MIN_PAIRS = 3 matched seeds."""
+    ref, var = {1: 0.80, 2: 0.82}, {1: 0.90, 2: 0.921}
+    assert sps.ttest_rel([0.90, 0.921], [0.80, 0.82]).pvalue < 0.05  # what the rule prevents
+    for test in ("ttest", "wilcoxon"):
+        r = stats.paired_test(var, ref, test=test)
+        assert stats.MIN_PAIRS == 3 and r.n_pairs == 2 and r.p is None
+        assert r.reason == "2 matched seed(s); a paired test needs at least 3"
+    r = stats.paired_test({**var, 3: 0.905}, {**ref, 3: 0.81})
+    assert r.n_pairs == 3 and r.p == pytest.approx(sps.ttest_rel([0.90, 0.921, 0.905], [0.80, 0.82, 0.81]).pvalue)
     with pytest.raises(ValueError, match="ttest"):
         stats.paired_test({}, {}, test="sign")
 
