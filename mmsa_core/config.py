@@ -50,10 +50,12 @@ PLACEMENT_FIELDS: tuple[str, ...] = ("device", "num_threads")
 
 
 def dataset_preset_for(data: str) -> str:
-    """``mosei`` when the data's file or folder name says MOSEI, else ``mosi`` (``--preset auto``)."""
-    import os
+    """``mosei`` when the data's file name, or the folder of a generic file name, says MOSEI, else
+    ``mosi`` (``--preset auto`` before the data is loaded; drivers that load it check the feature
+    widths with `mmsa_core.data.naming.preset_from_widths`)."""
+    from mmsa_core.data.naming import preset_from_name
 
-    return "mosei" if "mosei" in os.path.basename(os.path.normpath(data)).lower() else "mosi"
+    return preset_from_name(data)
 
 
 @dataclass(frozen=True)

@@ -178,14 +178,24 @@ def smoke_config(**explicit: Any) -> SweepConfig:
 def data_name(data: str) -> str:
     """The dataset name MLflow experiments are keyed by, without loading anything.
 
-    Must agree with `MSADataset.name` (a synthetic name, or the file's / directory's stem);
-    `sweeps.search.run_sweep` checks that it does once the data is loaded.
+    Must agree with `MSADataset.name` (a synthetic name, or `dataset_name_for` the file: its stem, with
+    its folder in front when the stem names no dataset); `sweeps.search.run_sweep` checks that it does
+    once the data is loaded.
     """
-    if data in SYNTHETIC_SOURCES:
-        return data
-    base = os.path.basename(os.path.normpath(data))
-    stem, ext = os.path.splitext(base)
-    return stem if ext else base
+    from mmsa_core.data.naming import dataset_name_for
+
+    return data if data in SYNTHETIC_SOURCES else dataset_name_for(data)
+
+
+def auto_preset(cfg: SweepConfig, audio_dim: int, vision_dim: int) -> str:
+    """The preset a sweep trains with once its data is loaded: an explicit ``--preset`` as given;
+    ``auto`` by the feature widths when they are MOSI's (5/20) or MOSEI's (74/35), else by the name
+    (`dataset_preset_for`). The widths win over the name: ``MOSEI/unaligned_50.pkl`` is MOSEI."""
+    from mmsa_core.data.naming import preset_from_widths
+
+    if cfg.preset != "auto":
+        return cfg.preset
+    return preset_from_widths(audio_dim, vision_dim) or dataset_preset_for(cfg.data)
 
 
 def _problems(c: SweepConfig) -> list[str]:

@@ -35,7 +35,7 @@ from sweeps import compat
 from sweeps import objective as obj
 from sweeps.child_status import kill_unfinished
 from sweeps.cluster import DatasetRef, SweepValidationError, prepare_data, share_dataset
-from sweeps.config import HASH_EXCLUDED, GridRun, SweepConfig, SweepResult, TrackingTarget, data_name
+from sweeps.config import HASH_EXCLUDED, GridRun, SweepConfig, SweepResult, TrackingTarget, auto_preset, data_name
 from sweeps.console import TrialConsole, resources_text
 from sweeps.grid import run_grid
 from sweeps.lifecycle import connect_checked, parent_run, prepare_storage
@@ -70,16 +70,23 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
         cfg = cfg.replace(**older)
     space = SPACES[cfg.method]
     base = cfg.base_run_config()
-    space_desc = space.describe(cfg.search_lr_dropout)
-    config_hash = cfg.config_hash(space_desc)
     uri = cfg.resolved_tracking_uri()
     runtime = cfg.runtime
     resources = runtime.trial_resources()
-    mode = obj.mode_for(base.select_metric)
 
     # 1. everything that can fail before a trial exists
     prepare_storage(os.path.dirname(cfg.sweep_dir), uri)  # the storage path (the sweep dir comes later)
     data = prepare_data(base)
+    preset = auto_preset(cfg, data.audio_dim, data.vision_dim)
+    if preset != cfg.dataset_preset:  # --preset auto, and the widths say otherwise than the name
+        log.warning("--preset auto: %s has %s's feature widths (acoustic %d, visual %d), which its name does not "
+                    "say: the sweep trains with the %s preset", data.name, preset.upper(), data.audio_dim,
+                    data.vision_dim, preset)
+        cfg = cfg.replace(preset=preset)
+        base = cfg.base_run_config()
+    space_desc = space.describe(cfg.search_lr_dropout)
+    config_hash = cfg.config_hash(space_desc)
+    mode = obj.mode_for(base.select_metric)
     if data.name != data_name(cfg.data):
         log.warning("dataset name %r differs from the name derived from --data (%r)",
                     data.name, data_name(cfg.data))

@@ -28,13 +28,14 @@ from typing import Any
 
 import numpy as np
 
+from mmsa_core.data.naming import CONVERTED_SUFFIX, dataset_name_for  # aligned_50.pkl -> aligned_50.mmsa/
+
 __all__ = [
     "ALLOWED_GLOBALS", "DEFAULT_MAX_BYTES", "CONVERTED_SUFFIX", "UnsafePickleError", "DataFileError",
     "read_pickle", "convert_to_npz", "read_converted", "converted_dir_for", "load_raw",
 ]
 
 DEFAULT_MAX_BYTES = 8 * 1024**3  # 8 GiB; MOSEI unaligned_50 is ~4 GiB
-CONVERTED_SUFFIX = ".mmsa"  # aligned_50.pkl -> aligned_50.mmsa/
 _FORMAT = "mmsa-npz"
 # keys the loader reads (mmsa_core.data.validate.REQUIRED_KEYS + optional ones it uses)
 _NEEDED_KEYS = ("id", "raw_text", "audio", "vision", "regression_labels", "text_bert",
@@ -284,17 +285,18 @@ def load_raw(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES
 
     ``path`` is a pickle or a converted directory. For a pickle, ``<stem>.mmsa/`` beside it is read
     instead when present and made from this very pickle; a stale one is ignored with a warning.
-    ``name`` is the pickle's stem (``mosi_utt``).
+    ``name`` is `dataset_name_for` the path: the pickle's stem (``mosi_utt``), with its folder in front
+    when the stem names no dataset (``MOSEI/unaligned_50.pkl`` → ``MOSEI-unaligned_50``).
     """
     p = Path(path).expanduser()
     if p.is_dir():
         raw, meta = read_converted(p)
-        return raw, str(meta.get("name") or p.name.removesuffix(CONVERTED_SUFFIX)), p
+        return raw, dataset_name_for(str(p)), p
     conv = converted_dir_for(p)
     if prefer_converted and p.is_file() and (conv / "meta.json").is_file():
         if _conversion_matches(conv, p):
             raw, _ = read_converted(conv)
-            return raw, p.stem, conv
+            return raw, dataset_name_for(str(p)), conv
         warnings.warn(f"{conv} was converted from a different version of {p}; reading the pickle "
                       f"instead (re-run: python -m mmsa_core.data.convert {p})", stacklevel=2)
-    return read_pickle(p, max_bytes=max_bytes), p.stem, p
+    return read_pickle(p, max_bytes=max_bytes), dataset_name_for(str(p)), p

@@ -173,3 +173,45 @@ def test_legacy_hash_lets_an_old_sweep_state_resume(tmp_path):
 def test_smoke_leaves_a_searched_field_to_the_search():
     cfg = smoke_config(method="l1")
     assert "lr_text" not in cfg.overrides and cfg.overrides["batch_size"] == 32
+
+
+def test_generic_file_names_take_their_folder_and_auto_presets_read_the_widths():
+    """MMSA's MOSI/unaligned_50.pkl and MOSEI/unaligned_50.pkl are two datasets (two experiments), and
+    --preset auto trains MOSEI's file with MOSEI's preset: by its folder before loading, by its feature
+    widths (74/35) after."""
+    from mmsa_core.config import dataset_preset_for
+    from sweeps.config import auto_preset, data_name
+
+    assert data_name("/d/MOSI/unaligned_50.pkl") == "MOSI-unaligned_50"
+    assert data_name("/d/MOSEI/unaligned_50.pkl") == "MOSEI-unaligned_50"
+    assert data_name("/d/MOSEI/unaligned_50.mmsa") == "MOSEI-unaligned_50"  # the converted directory
+    assert data_name("/d/MOSEI/Processed/aligned_50.pkl") == "MOSEI-aligned_50"  # MMSA's own layout
+    assert data_name("/d/MOSEI/my_cut.pkl") == "my_cut"  # a name of its own is kept
+    assert data_name("/d/features/mosi_clean.pkl") == "mosi_clean"  # a name that says its dataset
+    assert data_name("synthetic-mosei") == "synthetic-mosei"
+    assert SweepConfig(data="/d/MOSEI/unaligned_50.pkl").name == "hscl-MOSEI-unaligned_50"
+    assert dataset_preset_for("/d/MOSEI/unaligned_50.pkl") == "mosei"
+    assert dataset_preset_for("/d/MOSI/unaligned_50.pkl") == "mosi"
+    assert dataset_preset_for("/d/mosei_stuff/mosi_clean.pkl") == "mosi"  # the file's own name decides
+    generic = SweepConfig(data="/d/x/unaligned_50.pkl")
+    assert generic.dataset_preset == "mosi"  # nothing in the name
+    assert auto_preset(generic, 74, 35) == "mosei" and auto_preset(generic, 5, 20) == "mosi"
+    assert auto_preset(generic, 33, 709) == "mosi"  # widths of neither release: the name decides
+    assert auto_preset(generic.replace(preset="mosi"), 74, 35) == "mosi"  # an explicit preset is kept
+
+
+def test_the_loader_names_a_generic_file_by_its_folder(tmp_path):
+    import pickle
+
+    from mmsa_core.data import load_dataset
+    from mmsa_core.data.synthetic import make_synthetic
+    from sweeps.config import auto_preset, data_name
+
+    folder = tmp_path / "features"
+    folder.mkdir()
+    path = folder / "unaligned_50.pkl"
+    path.write_bytes(pickle.dumps(make_synthetic("mosei", seed=0, sizes=(8, 8, 8))))
+    data = load_dataset(str(path), text_encoder="tiny")
+    assert data.name == data_name(str(path)) == f"{tmp_path.name}-unaligned_50"  # 'features' is generic too
+    assert (data.audio_dim, data.vision_dim) == (74, 35)
+    assert auto_preset(SweepConfig(data=str(path)), data.audio_dim, data.vision_dim) == "mosei"
