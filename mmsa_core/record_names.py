@@ -112,6 +112,9 @@ class Tag:
     SEED = "seed"
     SEEDS = "seeds"
     TRIAL_ID = "trial_id"
+    SOURCE_TRIAL_ID = "source_trial_id"  # rerank child: the search trial whose configuration it retrains
+    BEST_TRIAL_ID = "best_trial_id"  # sweep parent: the selected configuration's search trial
+    SEARCH_BEST_TRIAL_ID = "search_best_trial_id"  # sweep parent: the search's best trial (before re-ranking)
     ABLATION = "ablation"  # the variant's name (ablation children)
     REFERENCE = "reference"  # "true" on the reference variant's runs
     PROTOCOL = "protocol"  # robustness: evaluate | retrain

@@ -22,7 +22,9 @@ from reports import plots, runs, stats
 from reports.budget import Budget, BudgetKey, budget_of, search_budget
 from reports.document import Figure, Paragraph, ParentRef, Report, Section, slug
 from reports.runs import ReportError
-from reports.sweep_summary import EVALUATORS, SpaceInfo, parse_search_space, summarize_sweep
+from mmsa_core.record_names import Tag
+from reports.rerank import summarize_rerank
+from reports.sweep_summary import EVALUATORS, SpaceInfo, parse_search_space, summarize_sweep, sweep_objective
 from reports.tables import (DEGENERATE_RULE, FIELD_ROBUST_METRICS, STD_NOTE, UNITS_NOTE, StatTable, TextTable,
                             ablation_table, metric_spec, protocol_text, pvalue_table, results_table,
                             robust_absent_table, robust_auc_table, robust_points, robust_rate_table,
@@ -199,6 +201,14 @@ class _Context:
             sec.blocks.append(_config_table(final_runs, searched, sid))
         else:
             sec.blocks.append(Paragraph("No FINISHED final-stage run in this sweep."))
+        rerank = self._finished(children[children["stage"] == "rerank"], f"sweep {parent.name}, re-rank stage")
+        objective, minimize = sweep_objective(space)
+        reranked = summarize_rerank(rerank.runs, search.runs, objective=objective, minimize=minimize,
+                                    winner=parent.tags.get(Tag.BEST_TRIAL_ID),
+                                    search_best=parent.tags.get(Tag.SEARCH_BEST_TRIAL_ID)
+                                    or parent.tags.get(Tag.BEST_TRIAL_ID), id=f"sweep-{sid}")
+        if reranked is not None:
+            sec.blocks += [reranked.table, Paragraph(reranked.text)]
         if len(search.runs):
             self._sweep_summary(sec, search.runs, sid, space)
         else:

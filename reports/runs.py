@@ -19,7 +19,7 @@ from mmsa_core.record_names import Tag
 
 KEPT_STATUS = "FINISHED"
 IDENTITY_TAGS = ("kind", "method", "dataset", "stage", "ablation", "trial_id", "sweep_name", "stop_reason",
-                 "protocol", "rate")
+                 "protocol", "rate", Tag.SOURCE_TRIAL_ID)
 DATA_COLUMNS = ("data_name", "data_digest", "data_source", "data_source_type", "data_splits")
 ID_COLUMNS = ("run_id", "experiment_id", "parent_run_id", "run_name", "status", "start_time", "end_time",
               *IDENTITY_TAGS, "seed", "reference", "stopped_early", *DATA_COLUMNS)

@@ -146,15 +146,21 @@ def full_fidelity_mask(frame: Any) -> list[bool]:
     return out
 
 
+def sweep_objective(space: SpaceInfo | None) -> tuple[str, bool]:
+    """(validation metric the sweep selected on, whether lower is better); MAE when not recorded."""
+    objective, minimize = "mae", True
+    if space and space.metric and space.metric.startswith("best/valid/"):
+        objective = space.metric[len("best/valid/"):]
+        minimize = space.mode == "min" if space.mode else not metric_spec(objective).higher_is_better
+    return objective, minimize
+
+
 def summarize_sweep(frame: Any, *, evaluator: str = "ped-anova", top_k: int = 5,
                     space: SpaceInfo | None = None, id: str = "sweep") -> SweepSummary:
     """Everything the sweep section shows, from the FINISHED `stage=search` runs of one sweep."""
     if evaluator not in EVALUATORS:
         raise ValueError(f"unknown importance evaluator {evaluator!r}; choose one of {sorted(EVALUATORS)}")
-    objective, minimize = "mae", True
-    if space and space.metric and space.metric.startswith("best/valid/"):
-        objective = space.metric[len("best/valid/"):]
-        minimize = space.mode == "min" if space.mode else not metric_spec(objective).higher_is_better
+    objective, minimize = sweep_objective(space)
     spec = metric_spec(objective)
     col = f"metrics.best/valid/{objective}"
     notes = []

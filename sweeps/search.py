@@ -168,7 +168,8 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
                 "search_trials": search["trials"], "search_best": best_search["trial_id"], "rerank": rerank}
         write_json(os.path.join(cfg.sweep_dir, BEST_CONFIG_FILE), best)
         tracker.log_json(parent_run_id, best, BEST_CONFIG_FILE)
-        tracker.set_tags(parent_run_id, {"best_trial_id": best["trial_id"],
+        tracker.set_tags(parent_run_id, {Tag.BEST_TRIAL_ID: best["trial_id"],
+                                         Tag.SEARCH_BEST_TRIAL_ID: best_search["trial_id"],
                                          "best_objective": f"{best['objective']:.6g}"})
         tracker.log_metrics(parent_run_id, metrics, step=0)
         described = note + " " + describe_selection(best_search, winner, rerank, base.select_metric)
@@ -178,7 +179,7 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
 
         best_cfg = RunConfig.from_dict(best["config"], source=BEST_CONFIG_FILE)
         runs = [GridRun(key=f"final-seed{s}", config=best_cfg.replace(seed=s),
-                        tags={Tag.STAGE: "final", Tag.SEED: str(s), "source_trial_id": best["trial_id"]},
+                        tags={Tag.STAGE: "final", Tag.SEED: str(s), Tag.SOURCE_TRIAL_ID: best["trial_id"]},
                         name=f"{cfg.name}-final-seed{s}") for s in cfg.final_seeds]
         final = run_grid(runs, data=shared, target=target, storage_path=cfg.sweep_dir, name="final",
                          runtime=runtime)
@@ -269,15 +270,15 @@ def rerank_stage(cfg: SweepConfig, search: dict[str, Any], *, base: "RunConfig",
         for s in seeds:
             key = f"rerank-{c['trial_id']}-seed{s}"
             runs.append(GridRun(key=key, config=c_cfg.replace(seed=s), name=f"{cfg.name}-{key}",
-                                tags={Tag.STAGE: "rerank", Tag.SEED: str(s), "source_trial_id": str(c["trial_id"])}))
+                                tags={Tag.STAGE: "rerank", Tag.SEED: str(s), Tag.SOURCE_TRIAL_ID: str(c["trial_id"])}))
     results = run_grid(runs, data=shared, target=target, storage_path=cfg.sweep_dir, name="rerank",
                        runtime=cfg.runtime, label="re-rank")
     metric = base.select_metric
     rows = []
     for c in candidates:
-        mine = [r for run, r in zip(runs, results) if run.tags["source_trial_id"] == str(c["trial_id"])]
+        mine = [r for run, r in zip(runs, results) if run.tags[Tag.SOURCE_TRIAL_ID] == str(c["trial_id"])]
         values = {int(run.tags[Tag.SEED]): r.best_valid.get(metric) for run, r in zip(runs, results)
-                  if run.tags["source_trial_id"] == str(c["trial_id"]) and r.status in ("FINISHED", "SKIPPED")}
+                  if run.tags[Tag.SOURCE_TRIAL_ID] == str(c["trial_id"]) and r.status in ("FINISHED", "SKIPPED")}
         fresh = [v for v in values.values() if v is not None and math.isfinite(v)]
         every = [c["objective"], *fresh] if c.get("full_fidelity") or not fresh else fresh
         mean = statistics.fmean(every)

@@ -245,6 +245,13 @@ def test_the_rerank_stage_records_its_runs_and_resumes_after_an_interrupt(sweep_
                           str(tmp_path / "pred.csv")], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert cli.returncode == 0 and f"(now {logged:.6f})" in cli.stdout, cli.stdout + cli.stderr
     assert json.loads((runs / "rr" / "sweep.json").read_text())["stages_done"] == ["search", "rerank", "final"]
+    # the report: a smoke banner on its first screen, the re-rank table and its optimism (the parent's metric)
+    rep = subprocess.run([sys.executable, "-m", "reports", "--tracking-uri", uri, "--sweep", "rr",
+                          "--out", str(tmp_path / "report")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert rep.returncode == 0, rep.stdout + rep.stderr
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "SMOKE RUN" in md[:3000] and "Re-ranking on new seeds" in md
+    assert ("optimistic" in md or "pessimistic" in md) and f"{m['rerank/optimism']:+.4f}" in md  # the winner's row
 
 
 def test_an_epoch_budget_stops_launching_and_buys_trials_with_what_asha_saves(sweep_env, tmp_path):
