@@ -202,6 +202,10 @@ def run_study(study: Study, runtime: "RuntimeOptions") -> StudyOutcome:
             if summary.metrics:
                 tracker.log_metrics(parent.run_id, dict(summary.metrics), step=0)
         parent.status = "FINISHED" if outcome.ok else "FAILED"
+    if outcome.ok and runtime.keep_checkpoints == "none":  # every evaluation is logged by now
+        from sweeps.checkpoints import drop_checkpoints
+
+        drop_checkpoints(directory)
     return outcome
 
 

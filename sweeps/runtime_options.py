@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_STORAGE = "runs/sweeps"
+KEEP_CHECKPOINT_CHOICES = ("last", "none")
 # MLflow tracking URIs the project accepts (MLflow's own schemes for a store it can reach)
 TRACKING_SCHEMES = ("sqlite:///", "http://", "https://", "databricks", "postgresql://", "postgresql+",
                     "mysql://", "mysql+")
@@ -79,6 +80,7 @@ class RuntimeOptions:
     trial_timeout: float = 0.0  # seconds one trial attempt may run (a hang is stopped); 0 = no limit
     mlflow_wait: float = 600.0  # seconds a trial keeps trying MLflow at its start and end before it fails
     verbose: int = 1  # console: 0 summary, 1 a line per trial event, 2-3 also Ray Tune's own output
+    keep_checkpoints: str = "last"  # once a sweep/study has finished: "last" per trial, or "none" (disk)
     inject_fault: str = ""  # testing only: see sweeps.faults.FaultSpec
 
     def __post_init__(self) -> None:
@@ -103,6 +105,8 @@ class RuntimeOptions:
             p.append(f"trial_timeout={self.trial_timeout} must be >= 0 seconds (0 = no limit)")
         if not (math.isfinite(self.mlflow_wait) and self.mlflow_wait >= 0):
             p.append(f"mlflow_wait={self.mlflow_wait} must be >= 0 seconds")
+        if self.keep_checkpoints not in KEEP_CHECKPOINT_CHOICES:
+            p.append(f"keep_checkpoints={self.keep_checkpoints!r} must be one of {list(KEEP_CHECKPOINT_CHOICES)}")
         if self.verbose not in (0, 1, 2, 3):
             p.append(f"verbose={self.verbose} must be 0, 1, 2 or 3")
         uri = self.tracking_uri
@@ -177,5 +181,10 @@ def add_runtime_arguments(parser: argparse.ArgumentParser, *, storage_help: str,
                    help="console output: 0 the summary only; 1 a line per trial event (started, new best, "
                         "stopped by ASHA / patience, finished, failed) and a header per stage; 2 and 3 also "
                         f"every epoch and Ray Tune's own trial tables (default: {d.verbose})")
+    g.add_argument("--keep-checkpoints", choices=KEEP_CHECKPOINT_CHOICES,
+                   help="what stays on disk once the sweep or study has finished: 'last' = each trial's "
+                        "latest checkpoint (a later study can still evaluate its runs); 'none' = no "
+                        "checkpoint (a sweep's best model is in MLflow first) (default: "
+                        f"{d.keep_checkpoints})")
     g.add_argument("--inject-fault", help=argparse.SUPPRESS)  # tests: see sweeps.faults.FaultSpec
     return g

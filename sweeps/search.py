@@ -33,6 +33,7 @@ from ray import tune
 from mmsa_core.record_names import Tag
 from sweeps import compat
 from sweeps import objective as obj
+from sweeps.checkpoints import drop_checkpoints
 from sweeps.child_status import kill_unfinished
 from sweeps.cluster import DatasetRef, SweepValidationError, prepare_data, share_dataset
 from sweeps.config import HASH_EXCLUDED, GridRun, SweepConfig, SweepResult, TrackingTarget, auto_preset, data_name
@@ -205,6 +206,8 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
         tracker.log_json(parent_run_id, {"seeds": list(cfg.final_seeds), "test": result.summary(),
                                          "runs": [dataclasses.asdict(r) for r in final]},
                          "final_summary.json")
+        if runtime.keep_checkpoints == "none":  # the best model is in MLflow by now
+            drop_checkpoints(cfg.sweep_dir)
         return result
 
 

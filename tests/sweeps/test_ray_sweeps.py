@@ -261,10 +261,14 @@ def test_an_epoch_budget_stops_launching_and_buys_trials_with_what_asha_saves(sw
     uri = f"sqlite:///{runs}/mlflow.db"
     out = run_cli([*SMOKE, "--name", "bud", "--num-samples", "30", "--budget-epochs", "12", "--max-epochs", "3",
                    "--asha-grace-period", "1", "--asha-reduction-factor", "2", "--rerank-top", "0",
-                   "--final-seeds", "1111", "--storage-path", str(runs), "--tracking-uri", uri],
+                   "--final-seeds", "1111", "--storage-path", str(runs), "--tracking-uri", uri,
+                   "--keep-checkpoints", "none"],
                   sweep_env, log=tmp_path / "log.txt")
     assert out.returncode == 0, out.stdout[-5000:]
     _, parent, search = _children(uri, "bud", "search")
+    # --keep-checkpoints none: no checkpoint left once the sweep finished, the best model logged before
+    assert not list((runs / "bud").glob("*/trial_*/checkpoint_*"))
+    assert parent.data.tags.get("best_model_run_id")
     epochs = sum(int(r.data.metrics["epochs_run"]) for r in search)
     assert 12 <= epochs <= 12 + 3, epochs
     assert parent.data.metrics["search/epochs"] == epochs and parent.data.metrics["search/budget_epochs"] == 12
