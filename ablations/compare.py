@@ -1,7 +1,7 @@
 """Compare methods: every (method, seed) from the method's paper defaults, as one Ray Tune grid.
 
     python ablations/compare.py --methods all --seeds 1111,1112,1113
-    python ablations/compare.py --methods hscl,l1,mmckd --data ../shared/data/mosi_clean/mosi_clean.pkl
+    python ablations/compare.py --methods hscl,l1,mmckd --data path/to/mosi_clean.pkl   # docs/DATA.md
     python ablations/compare.py --smoke                  # tiny encoder, small synthetic splits, 1 epoch
     python -m reports --methods --experiment mmsa-synthetic-mosi   # the table: paired tests vs HSCL
 

@@ -1,12 +1,14 @@
 """Every method on the leak-free real CMU-MOSI split, from its paper defaults, against a ridge probe,
 with its missing-modality curve — one training per (method, seed).
 
-    python benchmarks/bench_methods_mosi.py                         # all methods, seeds 1111-1113
-    python benchmarks/bench_methods_mosi.py --methods hscl,l1 --seeds 1111 --max-epochs 5
-    python benchmarks/bench_methods_mosi.py --max-epochs 8 --cpus-per-trial 1 --fusion-baseline
+    python benchmarks/bench_methods_mosi.py --data path/to/mosi_clean.pkl   # all methods, seeds 1111-1113
+    python benchmarks/bench_methods_mosi.py --data path/to/mosi_clean.pkl --methods hscl,l1 --seeds 1111 --max-epochs 5
+    python benchmarks/bench_methods_mosi.py --data path/to/mosi_clean.pkl --max-epochs 8 --cpus-per-trial 1 --fusion-baseline
 
-Data: `../shared/data/mosi_clean/mosi_clean.pkl` (the 31 videos the feature extractors never saw,
-re-split by video; its README says why `mosi_utt.pkl` must not be used to compare models).
+Data: a leak-free CMU-MOSI split (the videos the feature extractors never saw; train 383 / valid 126 /
+test 243); docs/DATA.md says how it is built and why the feature authors' own split (`mosi_utt.pkl`)
+must not be used to compare models. Without `--data` the file is looked for in a `shared/data` folder
+beside the checkout (the developers' copy).
 
 Methods: one evaluate-protocol robustness study (`ablations/robustness.py`; one Ray Tune grid of
 (method, seed), seed-major, MLflow parent ``kind=robustness``) with the MiniLM text encoder. Each

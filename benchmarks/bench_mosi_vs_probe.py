@@ -1,12 +1,14 @@
 """Real CMU-MOSI: default HSCL (MiniLM) over seeds vs a ridge probe on frozen MiniLM embeddings.
 
-    python benchmarks/bench_mosi_vs_probe.py                  # 3 seeds, the authors' MOSI defaults
-    python benchmarks/bench_mosi_vs_probe.py --seeds 1111 --max-epochs 5   # quicker look
+    python benchmarks/bench_mosi_vs_probe.py --data path/to/mosi_utt.pkl   # 3 seeds, the authors' MOSI defaults
+    python benchmarks/bench_mosi_vs_probe.py --data path/to/mosi_utt.pkl --seeds 1111 --max-epochs 5
 
-Data: `../shared/data/mosi_utterance/mosi_utt.pkl` (the feature authors' own split, see its README).
+Data: CMU-MOSI utterance features on the feature authors' own split (docs/DATA.md, "Real CMU-MOSI
+for small experiments"). Without `--data` the file is looked for in a `shared/data` folder beside
+the checkout (the developers' copy).
 Probe: mean-pooled, L2-normalised all-MiniLM-L6-v2 sentence embeddings of the same token ids
 (frozen), ridge regression with its penalty chosen on the validation split by MAE. HSCL: the default
-`RunConfig` (MOSI column of the spec) with the MiniLM encoder, all three modalities; its test metrics
+`RunConfig` (HSCL's MOSI column, docs/METHODS.md, HSCL §6) with the MiniLM encoder, all three modalities; its test metrics
 are read at each seed's best validation epoch. Both use the same splits and the same metric code.
 
     python benchmarks/bench_mosi_vs_probe.py --modalities t    # HSCL's text path alone

@@ -1,6 +1,6 @@
 """One HSCL training step, this project against the HSCL authors' code, side by side (samples/s).
 
-    python benchmarks/bench_train_step.py --authors-src /work/scratch/hscl_authors/src
+    python benchmarks/bench_train_step.py --authors-src path/to/hscl_authors/src
     python benchmarks/bench_train_step.py --batch-sizes 32,128 --steps 5 --warmup 2 --repeats 3 \\
         --threads 2 --authors-src DIR --out benchmarks/results/train_step.json
     python benchmarks/bench_train_step.py                      # without --authors-src: the project only
@@ -38,8 +38,8 @@ median of the per-round ratios, and parameter counts (total, text encoder, A/V s
 The authors' code (github Turdidae810/HSCL) is a MEASURING STICK ONLY: it is not part of this
 repository and is never copied into it; it is imported at run time from ``--authors-src DIR``
 (the clone's ``src`` folder, put at the front of ``sys.path``). To get it, clone or ``fetch``
-github:Turdidae810/HSCL into a scratch directory OUTSIDE this repository (for instance
-/work/scratch/hscl_authors) and pass ``--authors-src /work/scratch/hscl_authors/src``. It needs
+github.com/Turdidae810/HSCL into a scratch directory OUTSIDE this repository: with a checkout of the
+authors' code at ``path/to/hscl_authors``, pass ``--authors-src path/to/hscl_authors/src``. It needs
 scikit-learn (imported by their ``utils``) besides torch and transformers.
 
 Their ``main.py`` turns on ``torch.autograd.set_detect_anomaly(True)`` for the whole run; that is

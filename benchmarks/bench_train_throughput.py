@@ -1,7 +1,7 @@
 """Training throughput (samples/s) of the HSCL core: optimiser steps on full batches.
 
     python benchmarks/bench_train_throughput.py                 # MiniLM, batch 32, synthetic MOSI
-    python benchmarks/bench_train_throughput.py --data ../shared/data/mosi_utterance/mosi_utt.pkl
+    python benchmarks/bench_train_throughput.py --data path/to/mosi_utt.pkl   # real MOSI, docs/DATA.md
 
 Each row: warm-up steps, then timed steps of forward + all HSCL losses + backward + Adam + clip,
 exactly the trainer's step (`mmsa_core.trainer`). Both encoders are measured in the same run so

@@ -60,7 +60,7 @@ def dataset_preset_for(data: str) -> str:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything one training run needs; shared defaults = HSCL paper, MOSI column (spec §6)."""
+    """Everything one training run needs; shared defaults = HSCL paper, MOSI column (docs/METHODS.md, HSCL §6)."""
 
     # --- what to train ------------------------------------------------------------------
     method: str = "hscl"  # a method of the registry (mmsa_core.methods.method_names())
@@ -69,7 +69,7 @@ class RunConfig:
     modalities: str = "tav"  # subset of t/a/v; text is always present
     disabled_losses: tuple[str, ...] = ()  # loss terms switched off by name (ablations)
 
-    # --- shared encoders (hscl.md §1, §3) ------------------------------------------------
+    # --- shared encoders (docs/METHODS.md, HSCL §1, §3) ----------------------------------
     max_text_len: int = 50  # tokens; the MMSA files are padded to 50
     av_layers: int = 3  # Transformer layers per acoustic/visual encoder
     audio_heads: int = 1  # MOSI acoustic width 5 -> 1 head
@@ -77,13 +77,13 @@ class RunConfig:
     vision_heads: int = 5  # MOSI visual width 20 -> 5 heads
     vision_ffn: int = 64
     fusion_heads: int = 12  # text-as-query fusion blocks (paper: 12 heads at 768)
-    # fusion feed-forward width as a multiple of d_t: 1 = the authors' d_t -> d_t (hscl.md §3);
+    # fusion feed-forward width as a multiple of d_t: 1 = the authors' d_t -> d_t (HSCL §3);
     # 4 = a standard Transformer layer's 4 x d_t, this project's width before 2026-12 (+7 M params at 768)
     fusion_ffn_mult: int = 1
     proj_dim: int = 128  # projection heads FC_m
     dropout: float = 0.1
 
-    # --- optimisation (hscl.md §6) -------------------------------------------------------
+    # --- optimisation (docs/METHODS.md, HSCL §6) -----------------------------------------
     lr_text: float = 5e-5
     lr_other: float = 1e-3
     weight_decay: float = 1e-4

@@ -1,6 +1,6 @@
 """Shared loss terms: pure functions of tensors that return a scalar.
 
-Contents (spec: docs/ARCHITECTURE.md, shared spec hscl.md §2, §4, §5, §7 quirk 1):
+Contents (docs/ARCHITECTURE.md; the definitions: docs/METHODS.md, HSCL §2, §4, §5, §7 quirk 1):
 
 - ``supcr_loss``         supervised contrastive regression (SupCR), O((V·N)²) memory — the one to train with;
 - ``supcr_loss_direct``  the literal (V·N)³ definition, kept public as the reference for tests and
@@ -86,7 +86,7 @@ def _supcr_inputs(features: torch.Tensor, labels: torch.Tensor, tau: float,
 
 def supcr_loss(features: torch.Tensor, labels: torch.Tensor, tau: float, *,
                variant: SupCRVariant = "intended") -> torch.Tensor:
-    r"""Supervised contrastive regression loss, SupCR (Zha et al., arXiv:2210.01189) as HSCL uses it (spec hscl.md §5).
+    r"""Supervised contrastive regression loss, SupCR (Zha et al., arXiv:2210.01189) as HSCL uses it (docs/METHODS.md, HSCL §5).
 
     With z_1..z_M the M = V·N L2-normalised views (stacked view-major), y_i the label of z_i's
     sample, s(i, j) = z_i·z_j / τ and d_a(k) = |y_a − y_k|:
@@ -98,7 +98,7 @@ def supcr_loss(features: torch.Tensor, labels: torch.Tensor, tau: float, *,
 
     Every other vector p ≠ a is a positive in turn (the same sample's other views included).
     ``"hscl_code"`` reproduces the authors' implementation, whose denominator sums row p of the
-    logits instead of row a (spec hscl.md §7 quirk 1); K is still built from the anchor's distances.
+    logits instead of row a (HSCL §7 quirk 1); K is still built from the anchor's distances.
 
     Method, O(M²) memory and O(M² log M) time: sort the M vectors once by label. For anchor a, the
     distance d_a(k) falls along the sorted order below y_a and rises above it (also after floating
@@ -192,7 +192,7 @@ def supcr_loss_direct(features: torch.Tensor, labels: torch.Tensor, tau: float, 
 
 
 def infonce_loss(features: torch.Tensor, tau: float) -> torch.Tensor:
-    r"""Multi-view InfoNCE / SimCLR NT-Xent (Chen et al. 2020): HSCL's "without label information" ablation (spec §5, §8).
+    r"""Multi-view InfoNCE / SimCLR NT-Xent (Chen et al. 2020): HSCL's "without label information" ablation (HSCL §5, §8).
 
     Over the M = V·N L2-normalised views with s(i, j) = z_i·z_j / τ, the positives P(a) of anchor a
     are the V − 1 other views of a's sample; the denominator runs over all M − 1 other vectors:
@@ -225,7 +225,7 @@ def infonce_loss(features: torch.Tensor, tau: float) -> torch.Tensor:
 
 
 def similarity_loss(x: torch.Tensor, z: torch.Tensor, *, squared: bool = False) -> torch.Tensor:
-    """Sim(x, z) of HSCL's unimodal level (spec hscl.md §2): mean over the batch of ‖x_i − z_i‖₂ (``squared=True``: ‖x_i − z_i‖₂²).
+    """Sim(x, z) of HSCL's unimodal level (docs/METHODS.md, HSCL §2): mean over the batch of ‖x_i − z_i‖₂ (``squared=True``: ‖x_i − z_i‖₂²).
 
     The paper writes the squared norm, the authors' code uses the plain norm (the default here).
 
@@ -244,7 +244,7 @@ def similarity_loss(x: torch.Tensor, z: torch.Tensor, *, squared: bool = False) 
 
 
 def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Task loss L_task of HSCL (spec hscl.md §4): mean |y_i − ŷ_i|.
+    """Task loss L_task of HSCL (docs/METHODS.md, HSCL §4): mean |y_i − ŷ_i|.
 
     Args:
         pred: (N,) or (N, 1) predictions.
@@ -261,7 +261,7 @@ def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def class_labels(scores: torch.Tensor, rule: str = "sign2") -> torch.Tensor:
-    """Classes of sentiment scores (methods.md, notation): ``sign2`` = [y ≥ 0] (2 classes),
+    """Classes of sentiment scores (docs/METHODS.md, notation): ``sign2`` = [y ≥ 0] (2 classes),
     ``sign3`` = negative / zero / positive (0, 1, 2), ``round7`` = round(clip(y, −3, 3)) + 3 (0..6).
 
     Returns an int64 tensor of the scores' shape.

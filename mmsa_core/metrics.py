@@ -4,7 +4,7 @@
 - ``sims_metrics(pred, true)``: CH-SIMS style data (scores in [−1, 1]); keys ``SIMS_METRIC_KEYS``.
 - ``HIGHER_IS_BETTER``: metric key -> direction (MAE is the only lower-is-better metric).
 
-Definitions are the field's (shared spec metrics.md). Deliberate differences from MMSA, none of
+Definitions are the field's (docs/METRICS.md). Deliberate differences from MMSA, none of
 which changes a value MMSA defines:
 
 - values are plain, unrounded Python floats (MMSA rounds MOSI/MOSEI results to 4 decimals for

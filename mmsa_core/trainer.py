@@ -1,7 +1,7 @@
 """The single-run trainer: one function that trains one `RunConfig` and returns its history.
 
 Shape: ``train(cfg, data, *, on_epoch_end=None) -> RunResult``. The loop is the HSCL authors' recipe
-(spec hscl.md §6): Adam over the method's parameter groups, StepLR, grad-norm clipping, early
+(docs/METHODS.md, HSCL §6): Adam over the method's parameter groups, StepLR, grad-norm clipping, early
 stopping on the validation split. Everything that differs between methods — forward passes and loss
 terms per step, per-sample state, the predicting head, gradient accumulation — is asked of the
 method's `MethodRuntime` (`mmsa_core.methods.runtime`); the loop itself never names a method. Test metrics are computed every epoch for information and
@@ -142,7 +142,7 @@ def build_model(cfg: RunConfig, data: "MSADataset") -> torch.nn.Module:
 
 
 def build_optimizer(cfg: RunConfig, runtime: MethodRuntime) -> torch.optim.Optimizer:
-    """Adam over the method's parameter groups (default: text encoder and rest, spec §6)."""
+    """Adam over the method's parameter groups (default: text encoder and rest, HSCL §6)."""
     return torch.optim.Adam(runtime.parameter_groups(), weight_decay=cfg.weight_decay, fused=True)
 
 

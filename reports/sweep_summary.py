@@ -5,7 +5,7 @@ objective is the sweep's own (`metric`/`mode` of its `search_space.json` artifac
 `best/valid/<m>` metric, else validation MAE (minimised).
 
 ASHA stops trials at low fidelity and Optuna is told those trials COMPLETED with their last
-value (shared/spec/sweeps.md), so importances use only full-fidelity trials: with a `stop_reason`
+value (docs/SWEEPS.md, Mixed fidelities), so importances use only full-fidelity trials: with a `stop_reason`
 tag (written by `sweeps/`: scheduler | patience | max_epochs) those not stopped by the scheduler;
 without one, those that ran `max_epochs` epochs or whose `stopped_early` tag is `false`.
 """

@@ -474,7 +474,7 @@ def robust_curves(table: StatTable) -> list[RobustCurve]:
 
 
 # --------------------------------------------------------------------------------------------
-# missing-modality robustness by the field's protocol (ablations/robustness.py, spec robustness.md)
+# missing-modality robustness by the field's protocol (ablations/robustness.py, docs/METRICS.md)
 
 FIELD_ROBUST_METRICS = ("acc2_non0", "f1_non0", "acc7", "mae", "corr")
 FIELD_MASKING = ("tokens", "tav")  # the field's protocol: tokens and frames of every modality masked

@@ -2,7 +2,7 @@
 # Every registered method (or --methods a,b,c) from its paper defaults over the same seeds and data,
 # then the method table: mean ± std over seeds, Δ and paired tests against HSCL (Holm-corrected).
 #   bash scripts/compare_methods.sh                       # synthetic MOSI, tiny encoder, 1 epoch (minutes)
-#   bash scripts/compare_methods.sh --data ../shared/data/mosi_clean/mosi_clean.pkl --seeds 1111,1112,1113
+#   bash scripts/compare_methods.sh --data path/to/mosi_clean.pkl --seeds 1111,1112,1113   # docs/DATA.md
 # Any argument goes to ablations/compare.py; with none, it runs its --smoke comparison. Everything
 # lands under $OUT (default runs/compare). Re-running resumes and retrains nothing.
 set -euo pipefail

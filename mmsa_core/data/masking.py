@@ -1,7 +1,7 @@
 """The field's missing-modality masking (MMSA's ``generate_m``), for evaluation copies of a split.
 
 The MSA papers that report robustness to incomplete modalities (TFR-Net, EMT-DLFR, LNLN) all mask
-with the MMSA framework's ``data_loader.py`` / ``generate_m`` (shared spec ``robustness.md``). This
+with the MMSA framework's ``data_loader.py`` / ``generate_m`` (docs/METRICS.md, Missing-modality robustness). This
 module follows it, so a robustness curve of this project can sit beside theirs:
 
 - **Token / frame dropping at rate r** (`masked_split`). Each valid position is dropped

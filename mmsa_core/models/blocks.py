@@ -1,9 +1,9 @@
 """Building blocks every method shares: stream encoders, the text-as-query fusion block,
 projection heads, the regression head, and the width checks.
 
-These are HSCL's encoders (`shared/spec/hscl.md` §1-§4), reused by every method so that methods
+These are HSCL's encoders (docs/METHODS.md, HSCL §1-§4), reused by every method so that methods
 differ in their losses and heads, not in their feature extractors. Each block takes the switches
-of HSCL's `faithful` mode that live in it (spec §7: random [CLS], unmasked text self-attention,
+of HSCL's `faithful` mode that live in it (HSCL §7: random [CLS], unmasked text self-attention,
 the cross-attention residual, ReLU at the end of projections); they are off unless asked for.
 """
 
@@ -50,7 +50,7 @@ class ProjectionHead(nn.Sequential):
 
 def regression_head(width: int, dropout: float, hidden: int = 128) -> nn.Sequential:
     """ŷ = MLP(x): Dropout -> Linear(d -> 128) -> tanh -> Linear(128 -> 128) -> tanh -> Linear(128 -> 1)
-    (HSCL's head, spec §4; the other methods reuse it)."""
+    (HSCL's head, HSCL §4; the other methods reuse it)."""
     return nn.Sequential(nn.Dropout(dropout), nn.Linear(width, hidden), nn.Tanh(),
                          nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, 1))
 
@@ -83,14 +83,14 @@ class StreamEncoder(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
-# fusion block (spec §3)
+# fusion block (docs/METHODS.md, HSCL §3)
 
 
 class FusionBlock(nn.Module):
     """Text queries one stream: self-attn -> cross-attn (k = v = E_m, kdim = d_m) -> FFN.
 
     The feed-forward is ``ffn_mult * d_t`` wide: 1 (the default) is the authors'
-    ``BimodalFusionLayer`` (fc1, fc2 both d_t x d_t; hscl.md §3), 4 a standard Transformer layer.
+    ``BimodalFusionLayer`` (fc1, fc2 both d_t x d_t; docs/METHODS.md, HSCL §3), 4 a standard Transformer layer.
 
     Every method reads only the fused state at the text [CLS] (row 0), so `first_row` computes
     that row alone: keys and values over every position, the query, cross-attention and FFN for one.

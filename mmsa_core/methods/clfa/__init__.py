@@ -1,5 +1,5 @@
 """CLFA — contrastive cross-modal feature alignment guided by a frozen reference space, ported to
-video sentiment (Zhang, Chang, Wu. LREC-COLING 2024, arXiv 2403.06355; shared/spec/methods.md).
+video sentiment (Zhang, Chang, Wu. LREC-COLING 2024, arXiv 2403.06355; docs/METHODS.md, CLFA).
 
 CLFA is an image–text method: the pooled output of each student encoder (BERT, ViT) goes through a
 per-modality MLP (768 -> 1536 -> 512) and is aligned, L2-normalised, to the frozen CLIP embedding of

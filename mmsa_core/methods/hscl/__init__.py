@@ -1,6 +1,6 @@
 """HSCL — Hierarchical Supervised Contrastive Learning (Chen, Wang, Hao; MMM 2024).
 
-Facts read from the paper and the authors' code are collected in `shared/spec/hscl.md`.
+Facts read from the paper and the authors' code are collected in docs/METHODS.md, HSCL (§1-§8).
 
     L = L_task + ω1 (L_ta + L_tv) + ω2 L_fusion,   L_m = SupCR([R̂_t, R̂_m]) + α Sim(R̂_t, R̂_m)
 
@@ -8,7 +8,7 @@ kept as separate terms ``supcr_ta, sim_ta, supcr_tv, sim_tv, supcr_fusion`` so t
 ablated alone. With one non-text stream the fusion level has a single view (R̂_mt) and SupCR runs
 over it alone (N anchors); with text only there is no contrastive term.
 
-`faithful=True` reproduces the six quirks of the authors' code (spec §7): (1) SupCR's denominator,
+`faithful=True` reproduces the six quirks of the authors' code (docs/METHODS.md, HSCL §7): (1) SupCR's denominator,
 (2) random [CLS] vectors, (3) text self-attention without the padding mask, (4) the cross-attention
 residual, (5) ReLU at the end of every projection, (6) τ hard-coded to 0.5.
 """
@@ -33,7 +33,7 @@ CONTRASTIVE_TERMS = ("supcr_ta", "supcr_tv", "supcr_fusion")
 
 @dataclass(frozen=True)
 class Params(MethodParams):
-    """HSCL's hyper-parameters; defaults = the authors' MOSI column (spec §4, §6)."""
+    """HSCL's hyper-parameters; defaults = the authors' MOSI column (docs/METHODS.md, HSCL §4, §6)."""
 
     omega1: float = 0.01  # unimodal level weight
     omega2: float = 0.1  # fusion level weight
@@ -41,7 +41,7 @@ class Params(MethodParams):
     tau: float = 0.5  # SupCR temperature
     sim_norm: Literal["l2", "squared_l2"] = "l2"  # code uses plain L2; the paper writes the square
     label_info: Literal["supcr", "infonce"] = "supcr"  # "infonce" = "without label information"
-    faithful: bool = False  # reproduce the six quirks of the authors' code (spec §7)
+    faithful: bool = False  # reproduce the six quirks of the authors' code (HSCL §7)
 
     def problems(self) -> list[str]:
         p = [f"{n}={getattr(self, n)} must be >= 0" for n in ("omega1", "omega2", "alpha") if getattr(self, n) < 0]
@@ -105,6 +105,6 @@ METHOD = Method(
     replacements=(
         Replacement("supcr", "infonce", {"label_info": "infonce"}, affects=CONTRASTIVE_TERMS,
                     why="without label information: SupCR -> the unsupervised multi-view InfoNCE "
-                        "on the same views (hscl.md §5)"),
+                        "on the same views (docs/METHODS.md, HSCL §5)"),
     ),
 )

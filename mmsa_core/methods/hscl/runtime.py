@@ -1,4 +1,4 @@
-"""HSCL's torch side: the model (spec §1-§4) and its loss terms (spec §2-§5).
+"""HSCL's torch side: the model (docs/METHODS.md, HSCL §1-§4) and its loss terms (§2-§5).
 
     text encoder (HF BERT-family)        E_t (N, L_t, d_t), R_t = E_t[:, 0]
     acoustic / visual Transformers       E_m (N, 1+L_m, d_m), R_m = E_m[:, 0]   (learned [CLS])

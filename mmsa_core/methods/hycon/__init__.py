@@ -1,6 +1,6 @@
 """HyCon — hybrid contrastive learning of tri-modal representation (Mai, Zeng, Zheng, Hu;
 IEEE Trans. Affective Computing 2022, arXiv 2109.01797). No public code exists; what the project
-knows is in `shared/spec/methods.md`, section "HyCon".
+knows is in docs/METHODS.md, HyCon.
 
 Over the shared encoders (`mmsa_core.models.blocks.SharedEncoders`): u_m = the [CLS] state of
 modality m, z_m = normalise(g_m(u_m)) with g_m a `ProjectionHead` (u_m's width -> ``proj_dim``), and
@@ -16,7 +16,7 @@ modality m, z_m = normalise(g_m(u_m)) with g_m a `ProjectionHead` (u_m's width -
              intra-modal pairs and μ for inter-modal ones (``refine_target_inter``); its weight is ρ.
 
 Classes c = `mmsa_core.losses.class_labels(y, class_rule)`, by default ``sign2`` (y ≥ 0, the
-project's rule; methods.md writes y > 0 in the HyCon section — the two differ only at y = 0).
+project's rule; the paper's outline reads y > 0 — the two differ only at y = 0).
 
 Every detail below the published outline is *reconstruction* and configurable:
 
@@ -35,7 +35,7 @@ Every detail below the published outline is *reconstruction* and configurable:
   |N(a)| · softmax_{k∈N(a)}(β · cos(a, k)) (mean 1, detached; β = ``hard_beta``), positives weight 1
   — Robinson et al.'s importance weighting; it applies to ``intra`` and ``inter``;
 - reconstruction: the defaults λ_intra = λ_inter = λ_semi = 0.1, τ = 0.1 (SupCon's usual value),
-  μ = 0.8, ρ = 0.1 — inside the search space of methods.md, not the paper's (unpublished) values;
+  μ = 0.8, ρ = 0.1 — inside the search space (docs/METHODS.md, HyCon), not the paper's (unpublished) values;
 - the shared fields: the dataset's shared settings (data, encoder shapes) and HSCL's optimisation
   (`mmsa_core.methods.hscl.OPTIMISATION`), as the L1 baseline.
 """

@@ -1,7 +1,7 @@
 """MM-CKD — Multi-Modal Contrastive Knowledge Distillation for incomplete modalities (Sang,
 Funakoshi, Okumura, "Contrastive Knowledge Distillation for Robust Multimodal Sentiment Analysis",
 arXiv 2410.08692). No public code, equations or result tables were found: what the project knows is
-the outline in `shared/spec/methods.md`, section "MM-CKD"; every detail below it is *reconstruction*
+the outline in docs/METHODS.md, MM-CKD; every detail below it is *reconstruction*
 and configurable.
 
 A teacher (the core on the complete batch) and K students (the same core on masked copies of the
@@ -11,7 +11,7 @@ supervised contrast:
     L = L_task(teacher) + Σ_k L_task(student_k) + λ L_MVSC
 
 - ``task``          L1 of the teacher's prediction on the complete batch;
-- ``student_task``  Σ_k L1 of student k's prediction on its masked copy (methods.md writes Σ;
+- ``student_task``  Σ_k L1 of student k's prediction on its masked copy (the outline writes Σ;
                     ``student_reduction="mean"`` divides by K);
 - ``mvsc``          multi-view supervised contrast over the (K+1)·N fused vectors, each passed
                     through one projection head and L2-normalised: SupCon with class positives
@@ -20,7 +20,7 @@ supervised contrast:
 
 The core = `SharedEncoders` + a fusion -> fused vector h (the text width) -> `regression_head`.
 Students' inputs come from `mmsa_core.data.masking_torch`: by default MMSA's token / frame masking
-(shared spec robustness.md) at rate r = 0.2 (MMSA's default), drawn afresh for every training batch
+(docs/METRICS.md, Missing-modality robustness) at rate r = 0.2 (MMSA's default), drawn afresh for every training batch
 and every student from a generator seeded by the run's seed and saved with the checkpoint.
 
 Reconstruction choices (each one a field of `Params`):
@@ -49,11 +49,11 @@ Reconstruction choices (each one a field of `Params`):
   evaluation applies no masking (the robustness protocol masks the data, not the model), so the two
   coincide exactly; the switch matters only with ``shared_weights=False``;
 - reconstruction: the defaults λ = 0.1, τ = 0.1 (SupCon's usual value), K = 2 — inside the search
-  space of methods.md, not unpublished paper values;
+  space (docs/METHODS.md, MM-CKD), not unpublished paper values;
 - the shared fields: the dataset's shared settings (data, encoder shapes) and HSCL's optimisation
   (`mmsa_core.methods.hscl.OPTIMISATION`), as the L1 baseline.
 
-Evaluate with the robustness protocol of robustness.md: train once, then test on
+Evaluate with the robustness protocol (docs/METRICS.md): train once, then test on
 `mmsa_core.data.masking.masked_split` copies at every r ∈ `RATES` (the caller masks the data).
 """
 
@@ -88,7 +88,7 @@ class Params(MethodParams):
     contrast: Literal["supcon", "supcr"] = "supcon"  # class positives, or SupCR on the scores
     class_rule: Literal["sign2", "sign3", "round7"] = "sign2"  # classes for SupCon's positives
     stop_grad: bool = False  # detach the teacher's fused vectors inside mvsc
-    student_reduction: Literal["sum", "mean"] = "sum"  # Σ_k (methods.md) or mean_k of the students' L1
+    student_reduction: Literal["sum", "mean"] = "sum"  # Σ_k (the outline's) or mean_k of the students' L1
     predict_with: Literal["teacher", "student"] = "teacher"  # who predicts at evaluation
 
     def problems(self) -> list[str]:

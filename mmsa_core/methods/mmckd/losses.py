@@ -1,7 +1,7 @@
 """MM-CKD's multi-view supervised contrast (MVSC) over the teacher's and the students' views.
 
-*reconstruction* (methods.md: "supervised contrastive loss over all (K+1)·N vectors with
-c(y)-positives (or SupCR on the raw scores)"): both kinds reuse the project's shared losses.
+*reconstruction* (docs/METHODS.md, MM-CKD: a supervised contrastive loss over all (K+1)·N vectors
+with class positives, or SupCR on the raw scores): both kinds reuse the project's shared losses.
 """
 
 from __future__ import annotations

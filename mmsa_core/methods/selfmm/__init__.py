@@ -3,7 +3,7 @@
 Yu, Xu, Yuan, Wu. Learning Modality-Specific Representations with Self-Supervised Multi-Task
 Learning for Multimodal Sentiment Analysis. AAAI 2021 (arXiv 2102.04830). Public code:
 thuiar/Self-MM and thuiar/MMSA (``trains/multiTask/SELF_MM.py``, the same training code). The facts
-used here are collected in `shared/spec/methods.md` ("Shared/private learning ... Self-MM").
+used here are collected in docs/METHODS.md, Self-MM.
 
 Four heads — fused (M), text (T), acoustic (A), visual (V) — over the shared encoders
 (`mmsa_core.models.blocks.SharedEncoders`), and one loss per head:
@@ -37,8 +37,8 @@ Model (Self-MM's ``models/multiTask/SELF_MM.py`` over this project's encoders):
   (0 = no Linear, the [CLS] state itself).
 - Fusion is Self-MM's own: concatenation of the three encoder outputs into the fused MLP.
 - Widths (fused 128, T 32, A 16, V 32), head dropouts, per-group learning rates and weight decays
-  are thuiar/MMSA's ``config_regression.json`` (``self_mm``), the record methods.md pins (its widths
-  and ``excludeZero``). thuiar/Self-MM's own ``config_regression.py`` differs on MOSI (T 64, other
+  are thuiar/MMSA's ``config_regression.json`` (``self_mm``), the record docs/METHODS.md (Self-MM)
+  pins (its widths and ``excludeZero``). thuiar/Self-MM's own ``config_regression.py`` differs on MOSI (T 64, other
   dropouts, lr_audio 1e-3, lr_video 1e-4, weight_decay_audio 0.01): keep the fields, set them.
 - Batch size 32: thuiar/Self-MM (both datasets) and MMSA on MOSEI; MMSA's MOSI entry has 16.
 - Optimiser: Adam over five groups as Self-MM (BERT with decay, BERT bias/LayerNorm without decay,

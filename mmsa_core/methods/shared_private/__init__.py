@@ -2,7 +2,7 @@
 
 Lai, Hu, Wang, Liu. Shared and Private Information Learning in Multimodal Sentiment Analysis with
 Deep Modal Alignment and Self-supervised Multi-Task Learning. arXiv 2305.08473 (2023). No public
-code, equations or result table were found (`shared/spec/methods.md`): the private part is Self-MM
+code, equations or result table were found (docs/METHODS.md, Shared/private): the private part is Self-MM
 (`mmsa_core.methods.selfmm`, imported and extended, not copied), the shared part is
 *reconstruction* throughout.
 
@@ -99,7 +99,7 @@ METHOD = Method(
              "Analysis with Deep Modal Alignment and Self-supervised Multi-Task Learning. "
              "arXiv 2305.08473, 2023.",
     published="none published: no public code, equations or result table were found for Lai et al. "
-              "(methods.md); its Self-MM base has published numbers (method 'selfmm')",
+              "(docs/METHODS.md); its Self-MM base has published numbers (method 'selfmm')",
     params=Params,
     terms=TERMS,
     runtime="mmsa_core.methods.shared_private.runtime",
