@@ -37,6 +37,7 @@ if __package__ in (None, ""):  # run as a file (also under `ray job submit`): im
 
 from ablations.study import Study, StudyGrid, StudyOutcome, StudySummary, mean_std, run_study  # noqa: E402
 from mmsa_core.config import DATA_FIELDS, DATASET_PRESETS, RunConfig, dataset_preset_for, parse_assignments  # noqa: E402
+from mmsa_core.cli_options import add_training_arguments, parse_seeds, training_overrides  # noqa: E402
 from mmsa_core.methods import method_names  # noqa: E402
 from mmsa_core.record_names import Tag  # noqa: E402
 from sweeps.preflight import redact_uri  # noqa: E402  (stdlib only)
@@ -167,10 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--methods", default="all", help=f"comma-separated, or all (default): {', '.join(method_names())}")
     p.add_argument("--name", default=None, help="comparison name = MLflow parent run (default: compare-<data>)")
-    p.add_argument("--data", default="synthetic-mosi", help="synthetic-mosi, synthetic-mosei, an MMSA pickle or a "
-                                                            "converted directory (default: %(default)s)")
-    p.add_argument("--preset", default="auto", help="mosi | mosei | auto (from the data's name) (default: %(default)s)")
-    p.add_argument("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), help="(default: %(default)s)")
+    add_training_arguments(p, defaults={"data": "synthetic-mosi", "preset": "auto", "text_encoder": "each method's, minilm",
+                                        "max_epochs": "each method's preset", "seeds": ",".join(map(str, DEFAULT_SEEDS))})
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a configuration key for every method (a method's own <method>.<field> for that method)")
     p.add_argument("--smoke", action="store_true", help="tiny encoder, small synthetic splits, 1 epoch")
@@ -182,9 +181,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         values: dict[str, Any] = dict(SMOKE_SET) if args.smoke else {}
+        values.update(training_overrides(args))
         values.update(parse_assignments(args.set))
-        seeds = [int(s) for s in args.seeds.replace(" ", "").split(",") if s]
-        comp = build_comparison(args.methods.split(","), data=args.data, preset=args.preset, seeds=seeds,
+        seeds = parse_seeds(args.seeds) if args.seeds else list(DEFAULT_SEEDS)
+        comp = build_comparison(args.methods.split(","), data=args.data or "synthetic-mosi",
+                                preset=args.preset or "auto", seeds=seeds,
                                 values=values, name=args.name)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -49,6 +49,7 @@ if __package__ in (None, ""):  # run as a file: import from the repository root
     sys.path.insert(0, str(_HERE.parent))
 
 from ablations.study import Study, StudyGrid, StudyOutcome, StudySummary, run_study, runs_digest  # noqa: E402
+from mmsa_core.cli_options import add_training_arguments, training_overrides  # noqa: E402  (pure Python)
 from mmsa_core.config import DATA_FIELDS  # noqa: E402  (pure Python)
 from mmsa_core.data.masking import DEFAULT_SEEDS as MASK_SEEDS, MASK_MODALITIES  # noqa: E402  (NumPy only)
 from mmsa_core.record_names import ABSENT_KIND, Tag, rate_tag  # noqa: E402
@@ -113,16 +114,20 @@ def _sweep_base(method: str, sweep: str, data: str, tracker: Any) -> "RunConfig"
 
 
 def build_study(*, methods: Sequence[str], protocol: str = "evaluate", rates: Sequence[float] | None = None,
-                seeds: Sequence[int] = DEFAULT_SEEDS, data: str | None = None, preset: str = "mosi",
+                seeds: Sequence[int] = DEFAULT_SEEDS, data: str | None = None, preset: str = "auto",
                 overrides: Mapping[str, Any] | None = None, base_sweeps: Mapping[str, str] | None = None,
                 name: str | None = None, mask_seeds: Sequence[int] = MASK_SEEDS,
                 tracker: Any = None) -> RobustnessStudy:
     """Validate everything (every problem at once) and build each method's configuration."""
-    from mmsa_core.config import RunConfig
+    from mmsa_core.config import RunConfig, resolve_preset
     from mmsa_core.data.masking import RATES, check_rate
     from mmsa_core.methods import method_names
 
     problems: list[str] = []
+    try:
+        preset = resolve_preset(preset, data or "synthetic-mosi")
+    except ValueError as exc:
+        problems.append(str(exc))
     known = list(method_names())
     methods = [m.strip() for m in methods if m.strip()]
     if not methods:
@@ -316,11 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--protocol", default="evaluate", help="evaluate (train once, test at every rate; default) "
                                                           "or retrain (train, select and test at each rate)")
     g.add_argument("--rates", default=None, metavar="R1,R2,...", help="missing rates in [0, 1] (default: 0.0, 0.1, ..., 1.0)")
-    g.add_argument("--seeds", default=None, metavar="S1,S2,...", help="training seeds (default: 1111,1112,1113, the method comparison's)")
     g.add_argument("--mask-seeds", default="111,1111,11111", metavar="T,A,V",
                    help="seeds of the masks, one per modality (default: %(default)s, MMSA's)")
-    g.add_argument("--data", default=None, help="synthetic-mosi, synthetic-mosei, an MMSA pickle or a converted directory")
-    g.add_argument("--preset", default="mosi", help="paper preset of each method: mosi | mosei (default: %(default)s)")
+    add_training_arguments(g, defaults={"data": "each method's preset's synthetic data", "preset": "auto",
+                                        "text_encoder": "each method's, minilm", "max_epochs": "each method's preset",
+                                        "seeds": "1111,1112,1113, the method comparison's"})
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a RunConfig field for every method (repeatable); <method>.<field> only for that method")
     g.add_argument("--base-sweep", action="append", default=[], metavar="METHOD=SWEEP",
@@ -357,6 +362,7 @@ def study_from_args(args: argparse.Namespace, tracker: Any = None) -> Robustness
 
         overrides.update(SMOKE_RUN_OVERRIDES)
         overrides.update(text_encoder="tiny", max_epochs=2)
+    overrides.update(training_overrides(args))
     try:
         overrides.update(parse_assignments(args.set))
     except ValueError as exc:
@@ -372,7 +378,7 @@ def study_from_args(args: argparse.Namespace, tracker: Any = None) -> Robustness
         sweeps[m.strip()] = s.strip()
     return build_study(methods=methods, protocol=args.protocol, rates=rates,
                        seeds=_ints(args.seeds, "--seeds") if args.seeds else DEFAULT_SEEDS,
-                       data=args.data, preset=args.preset, overrides=overrides, base_sweeps=sweeps,
+                       data=args.data, preset=args.preset or "auto", overrides=overrides, base_sweeps=sweeps,
                        name=args.name, mask_seeds=_ints(args.mask_seeds, "--mask-seeds"), tracker=tracker)
 
 

@@ -30,6 +30,7 @@ if __package__ in (None, ""):  # run as a file (also under `ray job submit`): im
     sys.path.insert(0, str(_HERE.parent))
 
 from ablations.spec import AblationSpec, AblationSpecError, load_spec, spec_with_changes  # noqa: E402  (no torch/ray)
+from mmsa_core.cli_options import add_training_arguments  # noqa: E402  (pure Python)
 from mmsa_core.config import parse_assignments  # noqa: E402  (pure Python)
 from sweeps.runtime_options import RuntimeOptions, add_runtime_arguments  # noqa: E402  (pure Python)
 
@@ -40,13 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="SPEC", help="spec file, or a shipped spec's name (ablations/specs/)")
     g = p.add_argument_group("what runs (changes to the spec)")
     g.add_argument("--name", default=None, help="study name (default: the spec's `name`, else the file's stem)")
-    g.add_argument("--data", default=None, help="data instead of the spec's: synthetic-mosi, synthetic-mosei, "
-                                                "an MMSA pickle or a converted directory")
-    g.add_argument("--seeds", default=None, metavar="S1,S2,...", help="seeds instead of the spec's")
+    add_training_arguments(g, flags=("data", "seeds", "max_epochs", "text_encoder"), defaults={
+        "data": "the spec's", "seeds": "the spec's", "max_epochs": "the spec's", "text_encoder": "the spec's"})
     g.add_argument("--variants", default=None, metavar="V1,V2,...",
                    help="run only these variants of the spec (the reference is always kept)")
-    g.add_argument("--max-epochs", type=int, default=None, help="= --set max_epochs=N")
-    g.add_argument("--text-encoder", default=None, help="= --set text_encoder=X (minilm, tiny, a HF dir)")
     g.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="a RunConfig field for every variant's base (repeatable); a variant's own delta wins")
     g.add_argument("--base-sweep", default=None, metavar="NAME_OR_RUN_ID",

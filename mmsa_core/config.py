@@ -32,6 +32,7 @@ from mmsa_core.methods.base import MODALITY_SUBSETS, MethodParams  # noqa: F401 
 
 SYNTHETIC_SOURCES: tuple[str, ...] = ("synthetic-mosi", "synthetic-mosei")
 DATASET_PRESETS: tuple[str, ...] = ("mosi", "mosei")
+PRESET_CHOICES: tuple[str, ...] = ("auto", *DATASET_PRESETS)  # what every entry point's --preset takes
 # What every method shares on a dataset, applied before a method's own paper preset: the data, and
 # the acoustic / visual encoders' shapes, which must fit the dataset's feature widths (heads divide
 # the width: MOSI 5 / 20 -> 1 / 5 heads, MOSEI 74 / 35 -> 2 / 5). The shared defaults are MOSI's.
@@ -47,6 +48,13 @@ DATA_FIELDS: tuple[str, ...] = ("data", "text_encoder", "max_text_len", "synthet
                                 "synthetic_test")
 # Fields that say where a run ran, not what it trained: a resumed run or study may change them.
 PLACEMENT_FIELDS: tuple[str, ...] = ("device", "num_threads")
+
+
+def resolve_preset(preset: str, data: str) -> str:
+    """``mosi`` | ``mosei``: `preset` as given, or for ``auto`` the one `data`'s name implies."""
+    if preset not in PRESET_CHOICES:
+        raise ValueError(f"--preset {preset!r}: expected one of {list(PRESET_CHOICES)}")
+    return dataset_preset_for(data) if preset == "auto" else preset
 
 
 def dataset_preset_for(data: str) -> str:

@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
-from mmsa_core.config import (DATASET_PRESETS, MODALITY_SUBSETS, SYNTHETIC_SOURCES, RunConfig,
-                              parse_assignments, shared_fields)
+from mmsa_core.config import MODALITY_SUBSETS, RunConfig, parse_assignments, resolve_preset, shared_fields
+from mmsa_core.cli_options import add_training_arguments
 from mmsa_core.methods import method_names
 
 RUN_LOGGERS = "mmsa_core.run_loggers"  # entry point group: name -> a class with check(uri) and log(uri, result, data)
@@ -38,18 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--method", choices=method_names(), default=None,
                    help=f"the method to train (default: --config's, else {d.method})")
-    p.add_argument("--preset", choices=DATASET_PRESETS, default="mosi",
-                   help="the method's paper hyper-parameters for CMU-MOSI or CMU-MOSEI (default: %(default)s)")
-    p.add_argument("--data", default=None,
-                   help=f"MMSA pickle / converted directory, or one of {list(SYNTHETIC_SOURCES)} "
-                        f"(default: the preset's synthetic data, {d.data})")
-    p.add_argument("--text-encoder", default=None,
-                   help="'minilm' (packaged, pretrained), 'tiny' (random, for tests) or a local "
-                        f"Hugging Face directory (default: {d.text_encoder})")
+    add_training_arguments(p, flags=("preset", "data", "text_encoder"), defaults={
+        "preset": "auto", "data": f"the preset's synthetic data, {d.data}", "text_encoder": d.text_encoder})
     p.add_argument("--modalities", choices=MODALITY_SUBSETS, default=None,
                    help=f"t = text, a = acoustic, v = visual (default: {d.modalities})")
     p.add_argument("--seed", type=int, default=None, help=f"(default: the method's preset; {d.seed} for HSCL)")
-    p.add_argument("--max-epochs", type=int, default=None, help=f"(default: preset, {d.max_epochs})")
+    add_training_arguments(p, flags=("max_epochs",), defaults={"max_epochs": f"preset, {d.max_epochs}"})
     p.add_argument("--batch-size", type=int, default=None, help=f"(default: preset, {d.batch_size})")
     p.add_argument("--device", default=None, help=f"auto, cpu, cuda, cuda:N (default: {d.device})")
     for flag, (field, owners, text) in method_switches().items():
@@ -95,7 +89,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             raise ValueError(f"--config {args.config} configures {base.method!r}, not --method {method}")
     else:
         method = args.method or RunConfig().method
-        base = RunConfig.paper(method, args.preset)
+        base = RunConfig.paper(method, resolve_preset(args.preset or "auto", args.data or RunConfig().data))
     values: dict[str, object] = {"method": method}
     for key, value in (("text_encoder", args.text_encoder), ("modalities", args.modalities), ("device", args.device),
                        ("data", args.data), ("max_epochs", args.max_epochs), ("batch_size", args.batch_size),

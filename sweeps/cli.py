@@ -18,6 +18,7 @@ import os
 import sys
 from typing import Any, Sequence
 
+from mmsa_core.cli_options import add_training_arguments  # pure Python
 from mmsa_core.methods import method_names  # the registry: pure Python
 from sweeps.config import SAMPLERS, SMOKE_DEFAULTS, SMOKE_RUNTIME, SweepConfig, smoke_config  # light
 from sweeps.runtime_options import RuntimeOptions, add_runtime_arguments  # light
@@ -58,20 +59,17 @@ def build_parser(default_method: str = _D.method, *, prog: str | None = None,
                                 description=summary.rstrip() + "\n\n" + _EXAMPLES.format(
                                     prog=prog, smoke=f"{prog} --smoke"))
     g = p.add_argument_group("what to search")
-    g.add_argument("--data", help=f"MMSA pickle / converted dir, or synthetic-mosi / synthetic-mosei "
-                                  f"(default: {_D.data})")
-    g.add_argument("--text-encoder", help=f"minilm, tiny, or a local Hugging Face directory "
-                                          f"(default: {_D.text_encoder}; --smoke: tiny)")
     g.add_argument("--method", choices=method_names(), default=default_method,
                    help=f"loss family (default: {default_method})")
-    g.add_argument("--preset", choices=("auto", "mosi", "mosei"),
-                   help="authors' hyper-parameters to start from (default: auto, from the data name)")
+    add_training_arguments(g, flags=("data", "text_encoder", "preset"),
+                           defaults={"data": _D.data, "text_encoder": f"{_D.text_encoder}; --smoke: tiny",
+                                     "preset": "auto"})
     g.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="overrides",
                    help="fix any RunConfig field for every trial, e.g. --set batch_size=64")
     g.add_argument("--num-samples", type=int, help=f"search trials (default: {_D.num_samples}; "
                                                    f"--smoke: {SMOKE_DEFAULTS['num_samples']})")
-    g.add_argument("--max-epochs", type=int, help="epochs per trial (default: the preset's, 20; "
-                                                  f"--smoke: {SMOKE_DEFAULTS['max_epochs']})")
+    add_training_arguments(g, flags=("max_epochs",), defaults={
+        "max_epochs": f"the preset's, 20; --smoke: {SMOKE_DEFAULTS['max_epochs']}"})
     g.add_argument("--search-lr-dropout", action="store_true", default=None,
                    help="also search lr_text, lr_other and dropout")
     g.add_argument("--sampler", choices=SAMPLERS, help=f"Optuna sampler (default: {_D.sampler})")
