@@ -147,8 +147,9 @@ class TrialConsole:
                     f"{int(last.get(obj.EPOCH, 0) or 0)}{score}")
 
     def trial_recovered(self, trial: Any, error: str) -> None:
-        self._print(f"{self._label(trial)} failed, retrying from its last checkpoint: "
-                    f"{first_error_line(error)}")
+        start = ("from its last checkpoint" if getattr(trial, "checkpoint", None) is not None
+                 else "from scratch (no checkpoint yet)")
+        self._print(f"{self._label(trial)} failed, retrying {start}: {first_error_line(error)}")
 
     def trial_failed(self, trial: Any, error: str) -> None:
         self._print(f"{self._label(trial)} FAILED: {first_error_line(error)}")
@@ -204,7 +205,7 @@ def print_result(result: "SweepResult", stream: Any = None) -> None:
         print(f"best model: mlflow artifacts download --run-id {result.model_run_id} --artifact-path model "
               f"--dst-path best_model, then python -m mmsa_core.predict --model best_model", file=out)
     for line in footer(result.tracking_uri, result.experiment_id,
-                       journal=os.path.join(result.sweep_dir, JOURNAL_FILE)):
+                       journal=result.optuna_storage or os.path.join(result.sweep_dir, JOURNAL_FILE)):
         print(line, file=out)
     out.flush()
 

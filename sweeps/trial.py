@@ -127,10 +127,11 @@ def run_trial(config: dict[str, Any], data: DatasetRef, context: TrialContext) -
     cfg = RunConfig.from_dict(values, source=f"trial {trial_id}")
     if context.verbose < 2:  # Ray Train's per-checkpoint chatter
         logging.getLogger("ray.train").setLevel(logging.WARNING)
+    target = context.target
+    check_store_visible(target.tracking_uri, target.experiment_id)  # before any MLflow call
     dataset = ray.get(data.ref)
     cap_gpu_memory(context.resources.gpu)
     faults = FaultSpec.parse(context.fault)
-    target = context.target
     watchdog = Watchdog(context.trial_timeout, target.tracking_uri, key) if context.trial_timeout > 0 else None
     try:
         _run_trial(cfg, spec, key, trial_id, dataset, context, faults, watchdog)
@@ -138,6 +139,41 @@ def run_trial(config: dict[str, Any], data: DatasetRef, context: TrialContext) -
         if watchdog is not None:
             watchdog.cancel()
         release_freed_memory()
+
+
+class StoreNotVisible(RuntimeError):
+    """The trial's node cannot see the sweep's SQLite MLflow store (a storage path that is not shared)."""
+
+
+def check_store_visible(tracking_uri: str, experiment_id: str) -> None:
+    """Fail in seconds, naming this node and the path, when a SQLite store is not on this node.
+
+    MLflow would create an empty database there and fail only after `TrialContext.mlflow_wait`
+    seconds with "No Experiment with id=... exists". The database must exist and hold the
+    experiment (read-only: nothing is created). Other stores are reached over the network.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    import socket
+    import sqlite3
+
+    path = tracking_uri[len("sqlite:///"):]
+    try:
+        node = f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
+    except Exception:  # noqa: BLE001 - outside Ray, or no network: the host name alone
+        node = socket.gethostname()
+    fix = ("the storage path (and the MLflow store under it) must be shared storage every node sees; "
+           "or pass --tracking-uri http://<mlflow server>")
+    if not os.path.isfile(path):
+        raise StoreNotVisible(f"node {node} cannot see the MLflow store {path} (no such file on this node): {fix}")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
+            found = db.execute("SELECT 1 FROM experiments WHERE experiment_id = ?", (int(experiment_id),)).fetchone()
+    except (sqlite3.Error, ValueError) as exc:
+        raise StoreNotVisible(f"node {node} cannot read the MLflow store {path}: {exc}: {fix}") from None
+    if found is None:
+        raise StoreNotVisible(f"node {node} sees an MLflow store at {path} without experiment {experiment_id} "
+                              f"(another copy of the file, not the driver's): {fix}")
 
 
 def release_freed_memory() -> None:
