@@ -120,6 +120,8 @@ def run_trial(config: dict[str, Any], data: DatasetRef, context: TrialContext) -
     """
     from mmsa_core.config import RunConfig
 
+    # before any MLflow call: a store this node cannot see fails the trial in seconds
+    check_store_visible(context.target.tracking_uri, context.target.experiment_id)
     trial_id = tune.get_context().get_trial_id()
     spec = config.get("_run") or {"key": trial_id, "name": "", "tags": {}, "config": config}
     key = spec["key"]
@@ -128,7 +130,6 @@ def run_trial(config: dict[str, Any], data: DatasetRef, context: TrialContext) -
     if context.verbose < 2:  # Ray Train's per-checkpoint chatter
         logging.getLogger("ray.train").setLevel(logging.WARNING)
     target = context.target
-    check_store_visible(target.tracking_uri, target.experiment_id)  # before any MLflow call
     dataset = ray.get(data.ref)
     cap_gpu_memory(context.resources.gpu)
     faults = FaultSpec.parse(context.fault)
