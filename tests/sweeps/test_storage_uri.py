@@ -84,12 +84,21 @@ def test_a_sweep_keeps_its_state_at_an_s3_uri_and_resumes_from_it(sweep_env, s3_
     assert not (elsewhere / "s3:").exists() and not (elsewhere / "runs").exists()
 
 
-def test_an_ablation_keeps_its_state_at_an_s3_uri(s3_server, tmp_path):
-    from tests.ablations.conftest import run_cli as run_ablation, study_runs
-
+def test_an_ablation_at_an_s3_uri_resumes_past_a_deleted_checkpoint(s3_server, tmp_path):
+    """An ablation whose storage path is s3://: killed (SIGKILL of the driver's session) while its
+    trial hangs after its second checkpoint; the checkpoint Tune's state names is then deleted (what
+    retention does when the kill lands between deleting it and saving the state naming its successor);
+    the re-run resumes the trial from its newest checkpoint that exists, says so, and finishes; a
+    third run finds everything finished. Everything lives in the bucket."""
     import os
     import shutil
+    import subprocess
     import tempfile
+    import time
+
+    from tests.ablations.conftest import run_cli as run_ablation, study_runs
+    from tests.processes import kill_session
+    from tests.sweeps.conftest import wait_for
 
     ray_tmp = tempfile.mkdtemp(prefix="ra", dir="/tmp")
     home = tmp_path / "home"
@@ -101,19 +110,51 @@ def test_an_ablation_keeps_its_state_at_an_s3_uri(s3_server, tmp_path):
     try:
         bucket = s3_server["bucket"]("mmsa-studies")
         uri = f"sqlite:///{tmp_path}/mlflow.db"
-        args = ["quickstart", "--smoke", "--variants", "text_only", "--seeds", "1111", "--num-cpus", "2",
-                "--storage-path", f"s3://{bucket}/p", "--tracking-uri", uri]
-        first = run_ablation(args, env)
-        assert first.returncode == 0, first.stdout[-6000:]
+        args = ["quickstart", "--smoke", "--variants", "full", "--seeds", "1111", "--max-epochs", "4",
+                "--num-cpus", "2", "--storage-path", f"s3://{bucket}/p", "--tracking-uri", uri]
+        marker = tmp_path / "fault"
+        hang = ["--inject-fault", f"trial=*,epoch=3,kind=hang,seconds=900,marker={marker}"]
+        with open(tmp_path / "first.log", "w") as log:
+            proc = subprocess.Popen([sys.executable, "ablations/run.py", *args, *hang], cwd=REPO, env=env,
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            def checkpoints() -> list[str]:
+                return sorted(k for k in objects(env, bucket) if k.endswith("/sweep_meta.json"))
+
+            wait_for(lambda: len(checkpoints()) >= 2 and marker.exists() and any(marker.iterdir()), 300,
+                     "the trial's second checkpoint and its hang")
+            time.sleep(10)  # Tune saves the experiment state naming the newest checkpoint
+        finally:
+            kill_session(proc.pid)
+            proc.wait(timeout=60)
+        named = checkpoints()[-1].rsplit("/", 1)[0]
+        assert named.endswith("/checkpoint_000001"), checkpoints()
+        import pyarrow.fs
+
+        fs = pyarrow.fs.S3FileSystem(endpoint_override=s3_server["env"]["AWS_ENDPOINT_URL"],
+                                     access_key="mmsatestkey", secret_key=S3_SECRET, region="us-east-1",
+                                     allow_delayed_open=True)
+        fs.delete_dir(f"{bucket}/{named}")
+
+        second = run_ablation(args, env)
+        assert second.returncode == 0, second.stdout[-6000:]
+        assert "checkpoint_000001 no longer exists" in second.stdout and "checkpoint_000000" in second.stdout
         _, parent, children = study_runs(uri, "quickstart")
-        assert parent.info.status == "FINISHED" and len(children) == 2
-        assert all(c.info.status == "FINISHED" for c in children)
+        assert parent.info.status == "FINISHED" and len(children) == 1
+        child = children[0]
+        assert child.info.status == "FINISHED" and child.data.tags["resumed_from_epoch"] == "1"
+        assert int(child.data.metrics["epochs_run"]) == 4
+        from mlflow.tracking import MlflowClient
+
+        steps = [m.step for m in MlflowClient(tracking_uri=uri).get_metric_history(child.info.run_id, "train/loss")]
+        assert steps == [1, 2, 3, 4]  # epoch 2, trained again, is not logged twice
         keys = set(objects(env, bucket))
-        grids = {k.split("/")[3] for k in keys if k.startswith("p/ablations/quickstart/") and k.count("/") > 3}
-        assert grids and all(any(k.startswith(f"p/ablations/quickstart/{g}/trial_") for k in keys) for g in grids)
-        assert any(k.endswith(".grid.json") for k in keys) and any("/checkpoint_" in k for k in keys)
+        assert any(k.startswith("p/ablations/quickstart/") and k.endswith(".grid.json") for k in keys)
+        assert any(k.startswith("p/ablations/quickstart/") and "/trial_" in k and "/checkpoint_" in k for k in keys)
         assert not (REPO / "s3:").exists()
-        again = run_ablation(args, env)
-        assert again.returncode == 0 and "2 finished before, 0 to train" in again.stdout, again.stdout[-3000:]
+
+        third = run_ablation(args, env)
+        assert third.returncode == 0 and "1 finished before, 0 to train" in third.stdout, third.stdout[-3000:]
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
