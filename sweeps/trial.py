@@ -129,10 +129,10 @@ def run_trial(config: dict[str, Any], data: DatasetRef, context: TrialContext) -
     cfg = RunConfig.from_dict(values, source=f"trial {trial_id}")
     if context.verbose < 2:  # Ray Train's per-checkpoint chatter
         logging.getLogger("ray.train").setLevel(logging.WARNING)
-    target = context.target
     dataset = ray.get(data.ref)
     cap_gpu_memory(context.resources.gpu)
     faults = FaultSpec.parse(context.fault)
+    target = context.target
     watchdog = Watchdog(context.trial_timeout, target.tracking_uri, key) if context.trial_timeout > 0 else None
     try:
         _run_trial(cfg, spec, key, trial_id, dataset, context, faults, watchdog)

@@ -56,6 +56,10 @@ def test_a_sweep_keeps_its_state_at_an_s3_uri_and_resumes_from_it(sweep_env, s3_
     assert any(k.startswith("p/s3-smoke/final/experiment_state-") for k in keys)
     assert any(k.startswith("p/s3-smoke/final/trial_") and k.endswith("/sweep_meta.json") for k in keys)
     assert any(k.endswith("/trainer_state.pt") for k in keys)
+    final_trials = {k.split("/")[3] for k in keys if k.startswith("p/s3-smoke/final/trial_")}
+    assert len(final_trials) == 2
+    for trial in final_trials:  # pruned on the bucket: one checkpoint per trial once the stage ended
+        assert len({k.split("/")[4] for k in keys if k.startswith(f"p/s3-smoke/final/{trial}/checkpoint_")}) == 1
     assert not (REPO / "s3:").exists() and not (tmp_path / "s3:").exists()
 
     client, parents, search, final = store(uri)
