@@ -12,7 +12,7 @@ import pytest
 
 from sweeps.config import TrackingTarget
 from sweeps.runtime_options import TrialResources
-from sweeps.trial import StoreNotVisible, TrialContext, check_store_visible, run_trial
+from sweeps.trial import StoreNotVisible, TrialContext, check_storage_visible, check_store_visible, run_trial
 
 
 def _context(uri: str, experiment_id: str = "1") -> TrialContext:
@@ -40,3 +40,14 @@ def test_another_copy_of_the_store_without_the_experiment_is_refused(tmp_path):
     check_store_visible("http://127.0.0.1:5000", "1")  # a server is reached over the network: not checked here
     with pytest.raises(StoreNotVisible, match=f"without experiment {int(experiment_id) + 7}"):
         check_store_visible(uri, str(int(experiment_id) + 7))
+
+
+def test_a_storage_path_missing_on_this_node_is_refused(tmp_path):
+    import pyarrow.fs
+
+    fs = pyarrow.fs.LocalFileSystem()
+    check_storage_visible(fs, str(tmp_path))  # there: fine
+    missing = str(tmp_path / "runs" / "sweep" / "search")
+    with pytest.raises(StoreNotVisible) as err:
+        check_storage_visible(fs, missing)
+    assert socket.gethostname() in str(err.value) and missing in str(err.value)
