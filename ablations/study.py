@@ -32,12 +32,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from mmsa_core.config import PLACEMENT_FIELDS
 from mmsa_core.record_names import EPOCHS_RUN, Tag
+from sweeps import storage  # stdlib at import
 from sweeps.preflight import redact_uri  # stdlib only
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ def run_study(study: Study, runtime: "RuntimeOptions") -> StudyOutcome:
 
     uri = runtime.resolved_tracking_uri()
     tracker = Tracker(uri)
-    directory = os.path.join(runtime.storage_root, study.folder, study.name)
+    directory = storage.join(runtime.storage_root, study.folder, study.name)
 
     # 1. everything that can fail before anything is launched or recorded ------------------------
     try:
@@ -287,7 +287,8 @@ def complete_evaluations(outcome: StudyOutcome, results: Sequence[tuple["GridRun
                                  "its test-time evaluation is missing")
             outcome.evaluated[res.run_id] = "missing"
             continue
-        metrics = evaluation.evaluate(run.config, data, ckpt)
+        with storage.local_copy(ckpt) as ckpt_dir:
+            metrics = evaluation.evaluate(run.config, data, ckpt_dir)
         step = res.epochs_run or int(have.get(EPOCHS_RUN, 0)) or 1
         tracker.log_metrics(res.run_id, metrics, step=step)
         outcome.evaluated[res.run_id] = "driver"

@@ -99,8 +99,12 @@ def build_parser(default_method: str = _D.method, *, prog: str | None = None,
     r = p.add_argument_group("sweep name (may not change when resuming)")
     r.add_argument("--name", help="sweep name: its directory and MLflow parent run; the same name "
                                   "resumes (default: <method>-<dataset>)")
-    add_runtime_arguments(p, storage_help="sweep directories go here (<path>/<name>); shared storage "
-                                          "on a multi-node cluster")
+    g = add_runtime_arguments(p, storage_help="sweep directories go here (<path>/<name>); shared storage "
+                                              "on a multi-node cluster")
+    g.add_argument("--optuna-storage", metavar="PATH_OR_URL",
+                   help="the Optuna study: a journal file (a shared POSIX path on a cluster) or a database URL "
+                        "(sqlite:///..., postgresql://..., mysql://...); pass the same one to resume (default: "
+                        "<storage-path>/<name>/optuna_journal.log; required when --storage-path is a URI)")
     return p
 
 

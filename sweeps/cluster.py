@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import ray
 
 from sweeps.runtime_options import TrialResources
+from sweeps.storage import storage_env
 
 if TYPE_CHECKING:
     from mmsa_core.config import RunConfig
@@ -76,7 +77,10 @@ def connect(address: str = "", num_cpus: int = 0) -> dict[str, float]:
     Joining passes no resource arguments (Ray refuses them when connecting). Outside a submitted
     job the repository is shipped as the job's working dir so cluster workers can import it; a
     local Ray instead gets the repository on its workers' PYTHONPATH (they start in the driver's
-    cwd with only the script's folder on ``sys.path``).
+    cwd with only the script's folder on ``sys.path``). An object store's variables
+    (`sweeps.storage.storage_env`: endpoint, credentials, region) go to a cluster's workers as the
+    job's ``env_vars``; a local Ray's workers inherit them, and ``ray job submit`` passes its own
+    (``--runtime-env-json '{"env_vars": ...}'``).
     """
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS", "")
@@ -86,6 +90,9 @@ def connect(address: str = "", num_cpus: int = 0) -> dict[str, float]:
                 if "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ:  # not under `ray job submit`
                     kwargs["runtime_env"] = {"working_dir": REPO_ROOT,
                                              "excludes": ["runs/", "*.db", "mlruns/", "mlartifacts/"]}
+                    env = storage_env()  # an object store's endpoint and credentials, for every worker
+                    if env:
+                        kwargs["runtime_env"]["env_vars"] = env
                 ray.init(address=address, **kwargs)
             else:
                 paths = [REPO_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]

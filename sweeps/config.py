@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
 from mmsa_core.config import SYNTHETIC_SOURCES, RunConfig, dataset_preset_for
+from sweeps import storage  # standard library at import
 from sweeps.runtime_options import RUNTIME_FIELDS, RuntimeOptions
 
 SAMPLERS: tuple[str, ...] = ("tpe", "gp", "random")  # random = MMSA's tune mode (uniform draws)
@@ -104,7 +105,7 @@ class SweepConfig:
 
     @property
     def sweep_dir(self) -> str:
-        return os.path.join(self.runtime.storage_root, self.name)
+        return storage.join(self.runtime.storage_root, self.name)
 
     def resolved_tracking_uri(self) -> str:
         """The explicit MLflow URI this sweep logs to (never MLflow's implicit default)."""
@@ -229,6 +230,10 @@ def _problems(c: SweepConfig) -> list[str]:
         p.append(f"budget_epochs={c.budget_epochs} is less than one trial's max_epochs={c.max_epochs}")
     if not isinstance(c.runtime, RuntimeOptions):
         p.append(f"runtime must be a RuntimeOptions, got {type(c.runtime).__name__}")
+    elif storage.is_uri(c.runtime.storage_path) and not c.runtime.optuna_storage:
+        p.append(f"--storage-path {c.runtime.storage_path} is a URI: pass --optuna-storage too (a journal file on a "
+                 "shared POSIX path, or a database URL such as postgresql://... or sqlite:///<absolute path>); "
+                 "an Optuna journal cannot be appended to in an object store")
     if c.method in SPACES:
         searched = {q.name for q in SPACES[c.method].params(c.search_lr_dropout)}
         clash = sorted(k for k in c.overrides if k in searched)
@@ -310,6 +315,7 @@ class SweepResult:
     budget_epochs: int = 0
     metric: str = "mae"
     model_run_id: str | None = None  # the final run whose best model is logged (artifact ``model/``)
+    optuna_storage: str = ""  # the Optuna study's journal file or database URL (redacted); "" = the sweep's journal
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Mean and std over the final seeds of every ``best/test/*`` metric."""

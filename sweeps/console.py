@@ -110,7 +110,7 @@ class TrialConsole:
 
     def trial_started(self, trial: Any) -> None:
         if trial.trial_id in self.started:  # a retry, or a restored sweep
-            self._print(f"{self._label(trial)} restarted from its last checkpoint")
+            self._print(f"{self._label(trial)} restarted {resume_point(trial)}")
             return
         self.started[trial.trial_id] = len(self.started) + 1
         config = trial.config if isinstance(trial.config, dict) else {}
@@ -147,11 +147,17 @@ class TrialConsole:
                     f"{int(last.get(obj.EPOCH, 0) or 0)}{score}")
 
     def trial_recovered(self, trial: Any, error: str) -> None:
-        self._print(f"{self._label(trial)} failed, retrying from its last checkpoint: "
-                    f"{first_error_line(error)}")
+        self._print(f"{self._label(trial)} failed, retrying {resume_point(trial)}: {first_error_line(error)}")
 
     def trial_failed(self, trial: Any, error: str) -> None:
         self._print(f"{self._label(trial)} FAILED: {first_error_line(error)}")
+
+
+def resume_point(trial: Any) -> str:
+    """Where a retried trial starts again: its last checkpoint, or — having none — the beginning."""
+    if getattr(trial, "checkpoint", None) is not None:
+        return "from its last checkpoint"
+    return "from scratch (no checkpoint yet)"
 
 
 def resources_text(cpu: float, gpu: float) -> str:
@@ -204,7 +210,7 @@ def print_result(result: "SweepResult", stream: Any = None) -> None:
         print(f"best model: mlflow artifacts download --run-id {result.model_run_id} --artifact-path model "
               f"--dst-path best_model, then python -m mmsa_core.predict --model best_model", file=out)
     for line in footer(result.tracking_uri, result.experiment_id,
-                       journal=os.path.join(result.sweep_dir, JOURNAL_FILE)):
+                       journal=result.optuna_storage or os.path.join(result.sweep_dir, JOURNAL_FILE)):
         print(line, file=out)
     out.flush()
 

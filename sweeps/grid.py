@@ -18,12 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ray import tune
 
 from mmsa_core.record_names import BEST_EPOCH, EPOCHS_RUN, strip_best
+from sweeps import storage
 from sweeps.child_status import kill_unfinished
 from sweeps.cluster import DatasetRef, share_dataset
 from sweeps.config import GridRun, GridRunResult, TrackingTarget
@@ -62,14 +62,14 @@ def run_grid(runs: Sequence[GridRun], *, data: "MSADataset | DatasetRef", target
     if len(set(keys)) != len(keys):
         raise ValueError(f"grid {name!r}: run keys must be unique, got {keys}")
     ensure_dir(storage_path)
-    spec_path = os.path.join(storage_path, f"{name}.grid.json")
+    spec_path = storage.join(storage_path, f"{name}.grid.json")
     specs = [{"key": r.key, "name": r.name or r.key, "tags": {k: str(v) for k, v in r.tags.items()},
               "config": r.config.to_dict()} for r in runs]
     digest = grid_digest(specs)
-    if os.path.exists(spec_path) and read_json(spec_path).get("hash") != digest:
+    if storage.exists(spec_path) and read_json(spec_path).get("hash") != digest:
         raise SweepStateError(
             f"grid {name!r} in {storage_path} was started with other runs; use a new name (or "
-            f"remove {os.path.join(storage_path, name)} and {spec_path}) to run a different grid")
+            f"remove {storage.join(storage_path, name)} and {spec_path}) to run a different grid")
     write_json(spec_path, {"hash": digest, "runs": specs})
 
     tracker = Tracker(target.tracking_uri)

@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     uri = resolve_tracking_uri(args.tracking_uri, args.storage_path)
+    if not uri:  # a storage URI has no SQLite store under it
+        print(f"error: --storage-path {args.storage_path} is a URI: pass --tracking-uri", file=sys.stderr)
+        return 2
     from sweeps.preflight import PreflightError, check_tracking, redact_uri
 
     if uri.startswith("sqlite:///"):

@@ -17,22 +17,29 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from sweeps import storage  # standard library at import
+
 DEFAULT_STORAGE = "runs/sweeps"
 KEEP_CHECKPOINT_CHOICES = ("last", "none")
 # MLflow tracking URIs the project accepts (MLflow's own schemes for a store it can reach)
 TRACKING_SCHEMES = ("sqlite:///", "http://", "https://", "databricks", "postgresql://", "postgresql+",
                     "mysql://", "mysql+")
+# what --optuna-storage takes besides a journal file: the database URLs Optuna's RDBStorage opens
+OPTUNA_RDB_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+", "mysql://", "mysql+")
 
 
 def resolve_tracking_uri(tracking_uri: str, storage_path: str) -> str:
     """`tracking_uri`, else $MLFLOW_TRACKING_URI, else ``sqlite:///<storage_path>/mlflow.db``.
 
     Always explicit (MLflow's implicit default flips to ./mlruns when one exists); sweeps and
-    studies share this rule so that one store holds both by default.
+    studies share this rule so that one store holds both by default. A storage URI has no default
+    store (SQLite cannot live in a bucket): "" then, which `RuntimeOptions` refuses.
     """
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
     if not uri:
-        root = os.path.abspath(os.path.expanduser(storage_path))
+        if storage.is_uri(storage_path):
+            return ""
+        root = storage.resolve(storage_path)
         uri = "sqlite:///" + os.path.join(root, "mlflow.db")
     return uri
 
@@ -69,7 +76,7 @@ class TrialResources:
 class RuntimeOptions:
     """Where and how trials run; none of it changes what is trained (validated on creation)."""
 
-    storage_path: str = DEFAULT_STORAGE  # sweep / study directories (shared storage on a cluster)
+    storage_path: str = DEFAULT_STORAGE  # sweep / study directories: a shared folder or a URI (s3://...)
     tracking_uri: str = ""  # "" -> $MLFLOW_TRACKING_URI -> sqlite:///<storage_path>/mlflow.db
     address: str = ""  # Ray cluster; "" -> $RAY_ADDRESS -> start a local Ray
     num_cpus: int = 0  # CPUs of a local Ray (0 = all); ignored when joining a cluster
@@ -82,6 +89,7 @@ class RuntimeOptions:
     verbose: int = 1  # console: 0 summary, 1 a line per trial event, 2-3 also Ray Tune's own output
     keep_checkpoints: str = "last"  # once a sweep/study has finished: "last" per trial, or "none" (disk)
     inject_fault: str = ""  # testing only: see sweeps.faults.FaultSpec
+    optuna_storage: str = ""  # sweeps: the Optuna study's journal file or RDB URL ("" = journal in the sweep dir)
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -92,6 +100,14 @@ class RuntimeOptions:
         p: list[str] = []
         if not self.storage_path:
             p.append("storage_path must not be empty")
+        p += storage.uri_problems(self.storage_path)
+        if storage.is_uri(self.storage_path) and not self.resolved_tracking_uri():
+            p.append(f"--storage-path {self.storage_path} is a URI: pass --tracking-uri too (an MLflow server, a "
+                     "database URL, or sqlite:///<absolute local path>; no SQLite store can live in a bucket)")
+        if self.optuna_storage and storage.is_uri(self.optuna_storage) and not self.optuna_storage.startswith(
+                OPTUNA_RDB_SCHEMES):
+            p.append(f"--optuna-storage {self.optuna_storage}: expected a journal file on a local or shared POSIX "
+                     "path, or a database URL (sqlite:///..., postgresql://..., mysql://...)")
         if self.num_cpus < 0:
             p.append(f"num_cpus={self.num_cpus} must be >= 0")
         if not self.cpus_per_trial > 0:
@@ -121,8 +137,8 @@ class RuntimeOptions:
     # ------------------------------------------------------------------------------------------
     @property
     def storage_root(self) -> str:
-        """The storage path, absolute."""
-        return os.path.abspath(os.path.expanduser(self.storage_path))
+        """The storage path, absolute (a URI as given, `sweeps.storage`)."""
+        return storage.resolve(self.storage_path)
 
     def resolved_tracking_uri(self) -> str:
         return resolve_tracking_uri(self.tracking_uri, self.storage_path)
@@ -137,7 +153,8 @@ class RuntimeOptions:
         """JSON-able, with any password in the tracking URI redacted."""
         from sweeps.preflight import redact_uri  # pure standard library
 
-        return {**dataclasses.asdict(self), "tracking_uri": redact_uri(self.tracking_uri)}
+        return {**dataclasses.asdict(self), "tracking_uri": redact_uri(self.tracking_uri),
+                "optuna_storage": redact_uri(self.optuna_storage)}
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, base: "RuntimeOptions | None" = None) -> "RuntimeOptions":
@@ -157,7 +174,9 @@ def add_runtime_arguments(parser: argparse.ArgumentParser, *, storage_help: str,
     a flag given from one left out (an entry's own defaults, e.g. ``--smoke``'s, then apply)."""
     d = RuntimeOptions()
     g = parser.add_argument_group(title)
-    g.add_argument("--storage-path", help=f"{storage_help} (default: ./{d.storage_path})")
+    g.add_argument("--storage-path", help=f"{storage_help}; a folder, or a URI such as s3://bucket/prefix or "
+                                          f"gs://bucket/prefix (then --tracking-uri is required) "
+                                          f"(default: ./{d.storage_path})")
     g.add_argument("--tracking-uri", help="MLflow store: sqlite:///<abs path>, http(s)://host:port or a "
                                           "database URL (default: $MLFLOW_TRACKING_URI, else "
                                           "sqlite:///<storage-path>/mlflow.db)")

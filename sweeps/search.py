@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ray import tune
 
 from mmsa_core.record_names import Tag
-from sweeps import compat
+from sweeps import compat, storage
 from sweeps import objective as obj
 from sweeps.checkpoints import drop_checkpoints
 from sweeps.child_status import kill_unfinished
@@ -39,6 +39,8 @@ from sweeps.cluster import DatasetRef, SweepValidationError, prepare_data, share
 from sweeps.config import HASH_EXCLUDED, GridRun, SweepConfig, SweepResult, TrackingTarget, auto_preset, data_name
 from sweeps.console import TrialConsole, resources_text
 from sweeps.grid import run_grid
+from sweeps.preflight import redact_uri
+from sweeps.runtime_options import OPTUNA_RDB_SCHEMES
 from sweeps.lifecycle import connect_checked, parent_run, prepare_storage
 from sweeps.spaces import SPACES, define_by_run_for
 from sweeps.stage import Stage
@@ -76,7 +78,7 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
     resources = runtime.trial_resources()
 
     # 1. everything that can fail before a trial exists
-    prepare_storage(os.path.dirname(cfg.sweep_dir), uri)  # the storage path (the sweep dir comes later)
+    prepare_storage(runtime.storage_root, uri)  # the storage path (the sweep dir comes later)
     data = prepare_data(base)
     preset = auto_preset(cfg, data.audio_dim, data.vision_dim)
     if preset != cfg.dataset_preset:  # --preset auto, and the widths say otherwise than the name
@@ -91,7 +93,7 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
     if data.name != data_name(cfg.data):
         log.warning("dataset name %r differs from the name derived from --data (%r)",
                     data.name, data_name(cfg.data))
-    fresh = not os.path.exists(os.path.join(cfg.sweep_dir, STATE_FILE))
+    fresh = not storage.exists(storage.join(cfg.sweep_dir, STATE_FILE))
     legacy = compat.legacy_config_hash(cfg, space_desc, excluded=HASH_EXCLUDED,
                                        hscl_preset=_hscl_preset(cfg.dataset_preset))
     state = open_sweep_state(cfg.sweep_dir, name=cfg.name, config_hash=config_hash, tracking_uri=uri,
@@ -101,8 +103,9 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
     except SweepValidationError:  # resources no node can hold: leave no trace of a sweep that never ran
         if fresh:
             with contextlib.suppress(OSError):
-                os.remove(os.path.join(cfg.sweep_dir, STATE_FILE))
-                os.rmdir(cfg.sweep_dir)
+                storage.delete(storage.join(cfg.sweep_dir, STATE_FILE))
+                if not storage.is_uri(cfg.sweep_dir):
+                    os.rmdir(cfg.sweep_dir)
         raise
 
     # 2. MLflow: experiment per dataset, parent run per sweep
@@ -147,8 +150,9 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
             search = read_search_result(cfg.sweep_dir)
         else:
             search = search_stage(cfg, base=base, mode=mode, shared=shared, target=target,
-                                  study_name=state.study_name, journal=state.journal_path, tracker=tracker)
-            write_json(os.path.join(cfg.sweep_dir, SEARCH_RESULT_FILE), search)
+                                  study_name=state.study_name, journal=runtime.optuna_storage or state.journal_path,
+                                  tracker=tracker)
+            write_json(storage.join(cfg.sweep_dir, SEARCH_RESULT_FILE), search)
             state.mark_done("search")
         best_search = search["candidates"][0]
         metrics = {"search/best_objective": best_search["objective"], "search/trials": float(search["trials"]),
@@ -167,7 +171,7 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
                             "rerank/optimism": row["optimism"]})
         best = {**winner, "metric": f"best/valid/{base.select_metric}", "mode": mode,
                 "search_trials": search["trials"], "search_best": best_search["trial_id"], "rerank": rerank}
-        write_json(os.path.join(cfg.sweep_dir, BEST_CONFIG_FILE), best)
+        write_json(storage.join(cfg.sweep_dir, BEST_CONFIG_FILE), best)
         tracker.log_json(parent_run_id, best, BEST_CONFIG_FILE)
         tracker.set_tags(parent_run_id, {Tag.BEST_TRIAL_ID: best["trial_id"],
                                          Tag.SEARCH_BEST_TRIAL_ID: best_search["trial_id"],
@@ -202,7 +206,8 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
                              search_trials=search["trials"], final=final, searched=dict(best.get("searched", {})),
                              rerank=rerank, search_best_trial_id=best_search["trial_id"],
                              search_best_objective=best_search["objective"], search_epochs=search["epochs"],
-                             budget_epochs=cfg.budget_epochs, metric=base.select_metric, model_run_id=model_run)
+                             budget_epochs=cfg.budget_epochs, metric=base.select_metric, model_run_id=model_run,
+                             optuna_storage=redact_uri(runtime.optuna_storage))
         tracker.log_json(parent_run_id, {"seeds": list(cfg.final_seeds), "test": result.summary(),
                                          "runs": [dataclasses.asdict(r) for r in final]},
                          "final_summary.json")
@@ -226,13 +231,14 @@ def log_best_model(sweep_dir: str, final: list[Any], tracker: Tracker, parent_ru
         return None
     best = (min if mode == "min" else max)(done, key=lambda r: r.best_valid[metric])
     if not tracker.has_artifact(best.run_id, "model"):
-        ckpt = best.checkpoint_path if best.checkpoint_path and os.path.isdir(best.checkpoint_path) else None
+        local = not storage.is_uri(sweep_dir)
+        ckpt = best.checkpoint_path if local and best.checkpoint_path and os.path.isdir(best.checkpoint_path) else None
         ckpt = ckpt or find_run_checkpoint(sweep_dir, best.run_id)
         if ckpt is None:
             log.warning("no checkpoint of the final run %s under %s: its model is not logged", best.run_id, sweep_dir)
             return None
-        with tempfile.TemporaryDirectory(prefix="mmsa-model-") as d:
-            save_checkpoint_model(ckpt, d, info={**info, "mlflow_run_id": best.run_id})
+        with tempfile.TemporaryDirectory(prefix="mmsa-model-") as d, storage.local_copy(ckpt) as ckpt_dir:
+            save_checkpoint_model(ckpt_dir, d, info={**info, "mlflow_run_id": best.run_id})
             tracker.log_artifacts(best.run_id, d, "model")
     tracker.set_tags(parent_run_id, {"best_model_run_id": best.run_id})
     return best.run_id
@@ -240,13 +246,13 @@ def log_best_model(sweep_dir: str, final: list[Any], tracker: Tracker, parent_ru
 
 def read_search_result(sweep_dir: str) -> dict[str, Any]:
     """The search stage's outcome of a sweep that finished it before (0.1.x sweeps: their best_config.json)."""
-    path = os.path.join(sweep_dir, SEARCH_RESULT_FILE)
-    if os.path.exists(path):
+    path = storage.join(sweep_dir, SEARCH_RESULT_FILE)
+    if storage.exists(path):
         result = read_json(path)
         for c in result["candidates"]:
             c["config"] = compat.upgrade_config(c["config"], source=path)
         return result
-    best_path = os.path.join(sweep_dir, BEST_CONFIG_FILE)
+    best_path = storage.join(sweep_dir, BEST_CONFIG_FILE)
     best = read_json(best_path)
     best["config"] = compat.upgrade_config(best["config"], source=best_path)
     return {"trials": best.get("search_trials", 0), "epochs": 0, "candidates": [{**best, "full_fidelity": True}]}
@@ -339,7 +345,8 @@ def search_stage(cfg: SweepConfig, *, base: "RunConfig", mode: str, shared: Data
     stage = Stage(name="search", storage_path=cfg.sweep_dir, context=context, data=shared,
                   max_epochs=base.max_epochs, max_failures=runtime.max_failures, console=console,
                   resume_errored=False)
-    repair_journal(journal)
+    if not journal.startswith(OPTUNA_RDB_SCHEMES):
+        repair_journal(os.path.abspath(os.path.expanduser(journal)))
 
     def create(trainable: Any) -> Any:
         scheduler = ASHAScheduler(time_attr=obj.EPOCH, max_t=base.max_epochs, grace_period=grace,
@@ -386,10 +393,8 @@ def search_stage(cfg: SweepConfig, *, base: "RunConfig", mode: str, shared: Data
 
 
 def optuna_search(cfg: SweepConfig, *, base: "RunConfig", mode: str, study_name: str, journal: str) -> Any:
-    """The seeded Optuna searcher over the method's space, on the sweep's journal."""
+    """The seeded Optuna searcher over the method's space, on the sweep's journal (or `journal`'s database)."""
     import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
 
     space = SPACES[cfg.method]
     if cfg.sampler == "gp":
@@ -399,11 +404,20 @@ def optuna_search(cfg: SweepConfig, *, base: "RunConfig", mode: str, study_name:
     else:
         sampler = optuna.samplers.TPESampler(seed=cfg.sampler_seed, multivariate=True,
                                              constant_liar=True)
-    storage = JournalStorage(JournalFileBackend(journal))
     start = [space.start_point(base.to_dict(), cfg.search_lr_dropout)] if cfg.paper_start else None
     return JournalSafeOptunaSearch(space=define_by_run_for(space, base.to_dict(), cfg.search_lr_dropout),
                                    metric=obj.OBJECTIVE, mode=mode, sampler=sampler,
-                                   study_name=study_name, storage=storage, points_to_evaluate=start)
+                                   study_name=study_name, storage=optuna_storage(journal), points_to_evaluate=start)
+
+
+def optuna_storage(where: str) -> Any:
+    """The Optuna storage `where` names: a database URL (`OPTUNA_RDB_SCHEMES`), else a journal file."""
+    from optuna.storages import JournalStorage, RDBStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    if where.startswith(OPTUNA_RDB_SCHEMES):
+        return RDBStorage(where)
+    return JournalStorage(JournalFileBackend(os.path.abspath(os.path.expanduser(where))))
 
 
 def close_ghost_trials(study_name: str, journal: str) -> None:
@@ -413,13 +427,10 @@ def close_ghost_trials(study_name: str, journal: str) -> None:
     them keeps the journal honest (every trial finished) without adding a configuration.
     """
     import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
     from optuna.trial import TrialState
 
     try:
-        study = optuna.load_study(study_name=study_name,
-                                  storage=JournalStorage(JournalFileBackend(journal)))
+        study = optuna.load_study(study_name=study_name, storage=optuna_storage(journal))
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             study.tell(t.number, state=TrialState.FAIL)
     except Exception as exc:  # noqa: BLE001

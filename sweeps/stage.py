@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from ray import tune
 
-from sweeps import compat, interrupts, tune_objects
+from sweeps import compat, interrupts, storage, tune_objects
 from sweeps.child_status import reconcile
 from sweeps.cluster import DatasetRef
 from sweeps.config import TrackingTarget
@@ -68,7 +68,8 @@ class Stage:
 
     @property
     def path(self) -> str:
-        return os.path.join(os.path.abspath(self.storage_path), self.name)
+        """``<storage>/<name>``: a local folder or a URI (`sweeps.storage`)."""
+        return storage.join(storage.resolve(self.storage_path), self.name)
 
     @property
     def target(self) -> TrackingTarget:
@@ -85,12 +86,13 @@ class Stage:
         """Checkpoints, retries and the driver's callbacks. Console: our `TrialConsole` lines from
         --verbose 1 on; Ray Tune's own reporter (trial tables, configuration boxes) only from 2."""
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-        callbacks = [tune_objects.StatusCallback(self.target, max_epochs=self.max_epochs),
-                     tune_objects.StateBackupCallback(self.path)]
+        callbacks = [tune_objects.StatusCallback(self.target, max_epochs=self.max_epochs)]
+        if not storage.is_uri(self.path):  # an object store writes whole objects: nothing to repair
+            callbacks.append(tune_objects.StateBackupCallback(self.path))
         if self.console is not None and self.context.verbose >= 1:
             callbacks.append(tune_objects.ConsoleCallback(self.console))
         return tune.RunConfig(
-            name=self.name, storage_path=os.path.abspath(self.storage_path),
+            name=self.name, **storage.tune_storage(self.storage_path),
             verbose=ray_verbosity(self.context.verbose),
             failure_config=tune.FailureConfig(max_failures=self.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS), callbacks=callbacks)
@@ -102,10 +104,14 @@ class Stage:
     def tuner(self, create: Callable[[Any], Any]) -> tuple[Any, bool]:
         """(tuner, restored): the saved experiment restored, else ``create(trainable)``."""
         trainable = self.trainable()
-        repair(self.path)
+        if not storage.is_uri(self.path):
+            repair(self.path)
         compat.install_moved_names(tune_objects)
-        if tune.Tuner.can_restore(self.path):
-            return tune.Tuner.restore(self.path, trainable=trainable, resume_errored=self.resume_errored), True
+        where = storage.tune_storage(self.path)
+        path, fs = where["storage_path"], where.get("storage_filesystem")
+        if tune.Tuner.can_restore(path, storage_filesystem=fs):
+            return tune.Tuner.restore(path, trainable=trainable, resume_errored=self.resume_errored,
+                                      storage_filesystem=fs), True
         return create(trainable), False
 
     def fit(self, tuner: Any, *, expected: int, what: str) -> Any:

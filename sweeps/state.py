@@ -13,7 +13,9 @@ Layout of ``<storage_path>/<name>/``::
 configuration whose hash differs (saying how to start a new sweep). The study name is
 ``<name>-<8 hex>``, drawn once and stored here, so a resume reuses the study and a new ``--name``
 never warm-starts from an old sweep's trials. `repair_journal` trims a half-written last line
-(optuna#5138) before Optuna reads the journal. Pure standard library.
+(optuna#5138) before Optuna reads the journal. The directory may be a URI (``s3://...``): every
+file goes through `sweeps.storage`; the journal then lives where ``--optuna-storage`` says.
+Standard library at import.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sweeps import storage
 from sweeps.compat import SWEEP_STATE_FORMAT, upgrade_sweep_state
 from sweeps.preflight import redact_uri
 
@@ -56,7 +59,7 @@ class SweepState:
 
     @property
     def journal_path(self) -> str:
-        return os.path.join(self.path, JOURNAL_FILE)
+        return storage.join(self.path, JOURNAL_FILE)
 
     def mark_done(self, stage: str) -> None:
         if stage not in self.stages_done:
@@ -65,17 +68,13 @@ class SweepState:
 
     def save(self) -> None:
         data = {k: v for k, v in asdict(self).items() if k != "path"}
-        atomic_write(os.path.join(self.path, STATE_FILE), json.dumps(data, indent=2) + "\n")
+        atomic_write(storage.join(self.path, STATE_FILE), json.dumps(data, indent=2) + "\n")
 
 
 def ensure_dir(path: str) -> None:
     """Create `path` (and parents) or raise SweepStateError naming it."""
     try:
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, f".write-test-{uuid.uuid4().hex[:6]}")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
+        storage.ensure_dir(path)
     except OSError as exc:
         raise SweepStateError(f"storage path {path!r} cannot be created or written: {exc}") from None
 
@@ -83,11 +82,10 @@ def ensure_dir(path: str) -> None:
 def peek_format(sweep_dir: str) -> int | None:
     """The format of an existing ``sweep.json`` (None when the sweep is new): older sweeps resume
     with the settings of their version (`sweeps.compat.resume_settings`)."""
-    path = os.path.join(sweep_dir, STATE_FILE)
-    if not os.path.exists(path):
+    path = storage.join(sweep_dir, STATE_FILE)
+    if not storage.exists(path):
         return None
-    with open(path) as f:
-        return int(json.load(f).get("format", 1))
+    return int(read_json(path).get("format", 1))
 
 
 def open_sweep_state(sweep_dir: str, *, name: str, config_hash: str, tracking_uri: str,
@@ -99,10 +97,9 @@ def open_sweep_state(sweep_dir: str, *, name: str, config_hash: str, tracking_ur
     what the hash covers, stored so that a refused resume names the fields that changed.
     """
     ensure_dir(sweep_dir)
-    path = os.path.join(sweep_dir, STATE_FILE)
-    if os.path.exists(path):
-        with open(path) as f:
-            data = json.load(f)
+    path = storage.join(sweep_dir, STATE_FILE)
+    if storage.exists(path):
+        data = read_json(path)
         upgraded = upgrade_sweep_state(data, path)
         state = SweepState(**upgraded, path=sweep_dir)
         if upgraded != data:
@@ -183,18 +180,12 @@ def write_json(path: str, obj: Any) -> None:
 
 
 def read_json(path: str) -> Any:
-    with open(path) as f:
-        return json.load(f)
+    return json.loads(storage.read_text(path))
 
 
 def atomic_write(path: str, data: str | bytes) -> None:
-    """Write through a temporary file and ``os.replace``: a reader never sees half a file."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb" if isinstance(data, bytes) else "w") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write a whole file (a local path or a URI, `sweeps.storage.write`): a reader never sees half a file."""
+    storage.write(path, data)
 
 
 def code_version(repo_root: str | None = None) -> str:

@@ -120,6 +120,10 @@ def run_trial(config: dict[str, Any], data: DatasetRef, context: TrialContext) -
     """
     from mmsa_core.config import RunConfig
 
+    # before any MLflow call: a store or a storage path this node cannot see fails the trial in seconds
+    check_store_visible(context.target.tracking_uri, context.target.experiment_id)
+    where = tune.get_context().get_storage()
+    check_storage_visible(where.storage_filesystem, where.experiment_fs_path)
     trial_id = tune.get_context().get_trial_id()
     spec = config.get("_run") or {"key": trial_id, "name": "", "tags": {}, "config": config}
     key = spec["key"]
@@ -138,6 +142,59 @@ def run_trial(config: dict[str, Any], data: DatasetRef, context: TrialContext) -
         if watchdog is not None:
             watchdog.cancel()
         release_freed_memory()
+
+
+class StoreNotVisible(RuntimeError):
+    """The trial's node cannot see the sweep's SQLite MLflow store or its storage path (not shared)."""
+
+
+def check_store_visible(tracking_uri: str, experiment_id: str) -> None:
+    """Fail in seconds, naming this node and the path, when a SQLite store is not on this node.
+
+    MLflow would create an empty database there and fail only after `TrialContext.mlflow_wait`
+    seconds with "No Experiment with id=... exists". The database must exist and hold the
+    experiment (read-only: nothing is created). Other stores are reached over the network.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    import sqlite3
+
+    path = tracking_uri[len("sqlite:///"):]
+    node = node_name()
+    fix = ("the storage path (and the MLflow store under it) must be shared storage every node sees; "
+           "or pass --tracking-uri http://<mlflow server>")
+    if not os.path.isfile(path):
+        raise StoreNotVisible(f"node {node} cannot see the MLflow store {path} (no such file on this node): {fix}")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
+            found = db.execute("SELECT 1 FROM experiments WHERE experiment_id = ?", (int(experiment_id),)).fetchone()
+    except (sqlite3.Error, ValueError) as exc:
+        raise StoreNotVisible(f"node {node} cannot read the MLflow store {path}: {exc}: {fix}") from None
+    if found is None:
+        raise StoreNotVisible(f"node {node} sees an MLflow store at {path} without experiment {experiment_id} "
+                              f"(another copy of the file, not the driver's): {fix}")
+
+
+def check_storage_visible(filesystem: Any, experiment_path: str) -> None:
+    """Fail in seconds, naming this node and the path, when the stage's folder is not on this node
+    (a storage path that is not shared): Tune would find out only when the first checkpoint is
+    uploaded, after an epoch of training and of MLflow records."""
+    import pyarrow.fs
+
+    if filesystem.get_file_info(experiment_path).type != pyarrow.fs.FileType.Directory:
+        raise StoreNotVisible(f"node {node_name()} cannot see the storage path {experiment_path} (no such folder "
+                              "on this node): --storage-path must be shared storage every node sees (NFS, or a "
+                              "URI such as s3://bucket/prefix)")
+
+
+def node_name() -> str:
+    """This node, for messages: ``<host name> (<IP>)``."""
+    import socket
+
+    try:
+        return f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
+    except Exception:  # noqa: BLE001 - outside Ray, or no network: the host name alone
+        return socket.gethostname()
 
 
 def release_freed_memory() -> None:

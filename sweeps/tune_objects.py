@@ -25,7 +25,7 @@ sweep's state against it):
 
 A failed trial's error is pickled into the experiment state as well: every exception class a trial
 can raise (``mmsa_core.trainer.NonFiniteLossError``, ``sweeps.objective.NonFiniteObjectiveError``,
-``sweeps.trial_logging.MlflowUnavailable``, …) keeps its module and name for the same reason.
+``sweeps.trial_logging.MlflowUnavailable``, ``sweeps.trial.StoreNotVisible``, …) keeps its module and name for the same reason.
 
 The trainable itself is not pickled: Tune records its name, `TRAINABLE_NAME` (``_trainable``,
 the name since the first release), and the driver passes `make_trainable`'s result again on restore.
@@ -71,10 +71,46 @@ def trainable(config: dict[str, Any], data: DatasetRef | None = None, context: T
 
 
 def make_trainable(shared: DatasetRef, context: TrialContext, resources: TrialResources) -> Any:
-    """The wrapped trainable, the same for a new Tuner and for ``Tuner.restore``."""
+    """The wrapped trainable, the same for a new Tuner and for ``Tuner.restore``: Tune's function
+    trainable whose restore falls back to the trial's newest checkpoint that still exists
+    (`restore_existing`); its name stays `TRAINABLE_NAME`."""
+    from ray.tune.trainable.function_trainable import wrap_function
+
     fn = tune.with_parameters(trainable, data=shared, context=context)
     fn.__name__ = TRAINABLE_NAME
-    return tune.with_resources(fn, {"cpu": resources.cpu, "gpu": resources.gpu})
+
+    class Trainable(wrap_function(fn)):  # type: ignore[misc, valid-type]
+        def restore(self, checkpoint_path: Any) -> Any:
+            return super().restore(restore_existing(checkpoint_path))
+
+    return tune.with_resources(Trainable, {"cpu": resources.cpu, "gpu": resources.gpu})
+
+
+def restore_existing(result: Any) -> Any:
+    """What a trial restores from: the checkpoint Tune names, or — when it was deleted already (Tune's
+    retention of `sweeps.stage.KEEP_CHECKPOINTS` removed it before the state naming its successor was
+    saved, and the driver was killed in between) — the trial's newest checkpoint that exists, said on
+    the console. With none left the restore fails as Tune's would."""
+    import sys
+
+    import pyarrow.fs
+
+    from sweeps.checkpoints import newest_trial_checkpoint
+
+    checkpoint = getattr(result, "checkpoint", None)
+    if checkpoint is None:
+        return result
+    fs, path = checkpoint.filesystem, checkpoint.path.rstrip("/")
+    if fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound:
+        return result
+    newest = newest_trial_checkpoint(fs, path.rsplit("/", 1)[0])
+    if newest is None:
+        return result
+    line = (f"trial checkpoint {path.rsplit('/', 2)[-2]}/{path.rsplit('/', 1)[-1]} no longer exists (deleted by "
+            f"checkpoint retention); resuming from its newest checkpoint, {newest.rsplit('/', 1)[-1]}")
+    log.warning(line)
+    print(line, file=sys.stderr, flush=True)
+    return type(result)(checkpoint=tune.Checkpoint(newest, filesystem=fs), metrics=result.metrics)
 
 
 def trial_dirname(trial: Any) -> str:

@@ -83,8 +83,21 @@ def test_patience_verbose_2_epochs_and_failures(tmp_path):
     assert lines[3] == "[final 1/1] final-seed1111 stopped by patience after epoch 2: best valid mae 1 at epoch 1"
     assert lines[4] == ("[final 1/1] final-seed1111 FAILED: sweeps.faults.InjectedFault: injected fault "
                         "in final-seed1111 at epoch 2")
+    t.checkpoint = object()
     c.trial_started(t)  # Tune starts it again (a retry from its checkpoint)
     assert out.getvalue().splitlines()[5] == "[final 1/1] final-seed1111 restarted from its last checkpoint"
+
+
+def test_the_retry_line_says_where_the_trial_starts_again():
+    c, out = _console(stage="final", total=1, searched=[])
+    t = _trial("t1", {"_run": {"key": "final-seed1", "tags": {"seed": "1"}}})
+    t.checkpoint = None
+    c.trial_recovered(t, "RuntimeError: node lost")
+    t.checkpoint = object()
+    c.trial_recovered(t, "RuntimeError: node lost")
+    assert out.getvalue().splitlines() == [
+        "[final] final-seed1 failed, retrying from scratch (no checkpoint yet): RuntimeError: node lost",
+        "[final] final-seed1 failed, retrying from its last checkpoint: RuntimeError: node lost"]
 
 
 def test_grid_epochs_are_silent_at_verbose_1_and_the_console_pickles():
