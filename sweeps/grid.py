@@ -29,7 +29,7 @@ from sweeps.cluster import DatasetRef, share_dataset
 from sweeps.config import GridRun, GridRunResult, TrackingTarget
 from sweeps.console import TrialConsole, resources_text
 from sweeps.objective import mode_for
-from sweeps.runtime_options import RuntimeOptions
+from sweeps.runtime_options import RuntimeOptions, TrialResources
 from sweeps.stage import Stage
 from sweeps.state import SweepStateError, ensure_dir, read_json, write_json
 from sweeps.tracking import TERMINAL_STATUSES, Tracker
@@ -39,6 +39,12 @@ if TYPE_CHECKING:
     from mmsa_core.data import MSADataset
 
 log = logging.getLogger("sweeps")
+
+
+def grid_resources(runtime: RuntimeOptions, runs: Sequence[GridRun]) -> "TrialResources":
+    """One trial shape for the whole grid: the largest measured memory of its methods and encoders."""
+    shapes = [runtime.trial_resources((r.config.method,), r.config.text_encoder) for r in runs]
+    return max(shapes, key=lambda t: t.memory_gb) if shapes else runtime.trial_resources()
 
 
 def grid_digest(specs: list[dict[str, Any]]) -> str:
@@ -81,14 +87,14 @@ def run_grid(runs: Sequence[GridRun], *, data: "MSADataset | DatasetRef", target
     todo = [s for s in specs if s["key"] not in done]
     results: dict[str, GridRunResult] = dict(done)
     if todo:
-        resources = runtime.trial_resources()
+        resources = grid_resources(runtime, runs)
         max_epochs = max(r.config.max_epochs for r in runs)
         context = TrialContext(target=target, resources=resources, default_stage="grid",
                                fault=runtime.inject_fault, evaluation=evaluation,
                                trial_timeout=runtime.trial_timeout, verbose=runtime.verbose,
                                mlflow_wait=runtime.mlflow_wait)
         console = TrialConsole(stage=label or name, total=len(todo),
-                               resources=resources_text(resources.cpu, resources.gpu),
+                               resources=resources_text(resources.cpu, resources.gpu, resources.memory_gb),
                                metric=runs[0].config.select_metric, mode=mode_for(runs[0].config.select_metric),
                                max_epochs=max_epochs, verbose=runtime.verbose,
                                note=f"{len(done)} already finished" if done else "")
