@@ -58,24 +58,30 @@ def gpu_failure(errors: "list[BaseException | str | None]") -> str | None:
     return messages[0] if messages else None
 
 
-def placement_tags(device: str) -> dict[str, str]:
-    """What the trial trains on and where: the resolved device, its name and memory, the host, the
-    Ray node and the GPUs Ray assigned (``CUDA_VISIBLE_DEVICES`` as this process sees it)."""
-    import ray
+def device_facts(device: str) -> dict[str, str]:
+    """The device a configuration's ``device`` resolves to here: its name and memory (no Ray)."""
     import torch
 
     from mmsa_core.trainer import resolve_device
 
     resolved = resolve_device(device)
     if resolved.type == "cuda":
-        props = torch.cuda.get_device_properties(resolved)
-        name, memory = props.name, props.total_memory / 1024**3
-    else:
-        name, memory = _cpu_name(), _host_memory_gb()
+        index = resolved.index if resolved.index is not None else torch.cuda.current_device()
+        props = torch.cuda.get_device_properties(index)
+        return {Tag.TRAIN_DEVICE: f"cuda:{index}", Tag.TRAIN_DEVICE_NAME: props.name,
+                Tag.TRAIN_DEVICE_MEMORY_GB: f"{props.total_memory / 1024**3:.1f}"}
+    return {Tag.TRAIN_DEVICE: str(resolved), Tag.TRAIN_DEVICE_NAME: _cpu_name(),
+            Tag.TRAIN_DEVICE_MEMORY_GB: f"{_host_memory_gb():.1f}"}
+
+
+def placement_tags(device: str) -> dict[str, str]:
+    """What the trial trains on and where (`device_facts`), plus the host, the Ray node and the GPUs
+    Ray assigned (``CUDA_VISIBLE_DEVICES`` as this process sees it). Inside a Ray worker."""
+    import ray
+
     context = ray.get_runtime_context()
     gpu_ids = context.get_accelerator_ids().get("GPU", [])
-    return {Tag.TRAIN_DEVICE: str(resolved), Tag.TRAIN_DEVICE_NAME: name,
-            Tag.TRAIN_DEVICE_MEMORY_GB: f"{memory:.1f}", Tag.NODE_HOSTNAME: socket.gethostname(),
+    return {**device_facts(device), Tag.NODE_HOSTNAME: socket.gethostname(),
             Tag.RAY_NODE_ID: context.get_node_id(), Tag.RAY_GPU_IDS: ",".join(str(g) for g in gpu_ids),
             Tag.CUDA_VISIBLE_DEVICES: os.environ.get("CUDA_VISIBLE_DEVICES", "")}
 

@@ -105,3 +105,26 @@ def test_memory_and_gpu_flags_on_the_command_line():
         helped = subprocess.run([sys.executable, entry, "--help"], cwd=REPO, capture_output=True, text=True,
                                 timeout=60)
         assert "--memory-per-trial" in helped.stdout and "--num-gpus" in helped.stdout, entry
+
+
+def test_the_cpu_is_recorded_by_name_and_memory():
+    from sweeps.placement import device_facts
+
+    facts = device_facts("cpu")
+    assert facts[Tag.TRAIN_DEVICE] == "cpu" and facts[Tag.TRAIN_DEVICE_NAME].startswith("CPU")
+    assert float(facts[Tag.TRAIN_DEVICE_MEMORY_GB]) > 0.5
+
+
+@pytest.mark.gpu
+def test_a_gpu_share_with_cuda_passes_and_the_gpu_is_recorded():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    from sweeps.placement import device_facts
+
+    check_gpu("auto", 0.5)  # CUDA present: no error
+    facts = device_facts("auto")
+    assert facts[Tag.TRAIN_DEVICE] == f"cuda:{torch.cuda.current_device()}"
+    assert facts[Tag.TRAIN_DEVICE_NAME] == torch.cuda.get_device_name(torch.cuda.current_device())
+    assert float(facts[Tag.TRAIN_DEVICE_MEMORY_GB]) > 1
