@@ -58,6 +58,7 @@ MEASURED_PEAK_RSS_MB: dict[tuple[str, str], float] = {
     ("clfa", "tiny"): 756, ("hscl", "tiny"): 751, ("hycon", "tiny"): 740, ("l1", "tiny"): 755,
     ("mmckd", "tiny"): 1185, ("selfmm", "tiny"): 594, ("shared_private", "tiny"): 596,
     ("clfa", "minilm"): 1537, ("hscl", "minilm"): 1615, ("hycon", "minilm"): 1560, ("l1", "minilm"): 1592,
+    ("mmckd", "minilm"): 3120, ("selfmm", "minilm"): 1128, ("shared_private", "minilm"): 1124,
 }
 MEMORY_MARGIN = 1.3
 ENCODER_UNKNOWN_FACTOR = 2.0
