@@ -128,3 +128,29 @@ def test_a_gpu_share_with_cuda_passes_and_the_gpu_is_recorded():
     assert facts[Tag.TRAIN_DEVICE] == f"cuda:{torch.cuda.current_device()}"
     assert facts[Tag.TRAIN_DEVICE_NAME] == torch.cuda.get_device_name(torch.cuda.current_device())
     assert float(facts[Tag.TRAIN_DEVICE_MEMORY_GB]) > 1
+
+
+def test_a_trials_memory_becomes_rays_memory_resource_and_no_node_too_small_is_accepted(monkeypatch):
+    """The trainable asks Ray for the trial's memory in bytes (so Ray co-schedules only trials that
+    fit a node together), and a trial no node's memory resource can hold is refused before launch."""
+    from sweeps import cluster
+    from sweeps.config import TrackingTarget
+    from sweeps.trial import TrialContext
+    from sweeps.tune_objects import make_trainable
+
+    resources = RuntimeOptions(memory_per_trial=1.5).trial_resources(("hscl",), "tiny")
+    context = TrialContext(target=TrackingTarget("sqlite:////nowhere.db", "1", "p"), resources=resources)
+    trainable = make_trainable(cluster.DatasetRef(ref=None, name="x"), context, resources)
+    assert trainable._resources.required_resources["memory"] == int(1.5 * 1024**3)
+    assert "memory" not in make_trainable(cluster.DatasetRef(ref=None, name="x"), context,
+                                          RuntimeOptions(memory_per_trial=0).trial_resources())._resources.required_resources
+
+    nodes = [{"Alive": True, "Resources": {"CPU": 4.0, "memory": 1.0 * 1024**3}},
+             {"Alive": True, "Resources": {"CPU": 1.0, "memory": 8.0 * 1024**3}}]
+    monkeypatch.setattr(cluster.ray, "nodes", lambda: nodes)
+    monkeypatch.setattr(cluster.ray, "cluster_resources", lambda: {"CPU": 5.0, "memory": 9.0 * 1024**3})
+    cluster.check_resources(resources.__class__(cpu=1, memory_gb=1.5))  # the second node holds it
+    with pytest.raises(cluster.SweepValidationError) as err:
+        cluster.check_resources(resources.__class__(cpu=2, memory_gb=1.5))  # CPU on one, memory on the other
+    assert "1 GPU" not in str(err.value) and "and 1.5 GB memory" in str(err.value)
+    assert "largest node's memory resource 8.0 GB" in str(err.value) and "--memory-per-trial" in str(err.value)
