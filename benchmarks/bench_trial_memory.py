@@ -68,8 +68,9 @@ def main() -> int:
             rows.append({"method": method, "encoder": encoder, "peak_rss_mb": round(rss, 1),
                          "seconds": round(seconds, 1), "exit_code": code})
             print(f"{method:15s} {encoder:7s} peak RSS {rss:7.0f} MiB  ({seconds:5.1f} s, exit {code})", flush=True)
+    sizes = f"{args.train_size}/{args.eval_size}/{args.eval_size}"
     write_json("trial_memory", {"machine": machine(), "epochs": args.epochs, "threads": args.threads,
-                                "data": f"synthetic-mosi ({args.train_size}/{args.eval_size}/{args.eval_size})", "runs": rows}, args.out)
+                                "data": f"synthetic-mosi ({sizes})", "runs": rows}, args.out)
     return 0 if all(r["exit_code"] == 0 for r in rows) else 1
 
 

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 
 def _args(runs, name: str) -> list[str]:
     return ["--smoke", "--num-cpus", "2", "--num-gpus", "2", "--name", name, "--storage-path", str(runs),
-            "--tracking-uri", f"sqlite:///{runs}/mlflow.db", "--max-epochs", "1", "--final-seeds", "1111"]
+            "--tracking-uri", f"sqlite:///{runs}/mlflow.db", "--max-epochs", "1", "--final-seeds", "1111",
+            "--rerank-top", "0"]
 
 
 def _most_at_once(spans: list[tuple[int, int]]) -> int:
