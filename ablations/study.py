@@ -140,7 +140,7 @@ class StudyOutcome:
 def run_study(study: Study, runtime: "RuntimeOptions") -> StudyOutcome:
     """Train every run of `study` not yet finished, evaluate, summarise (see the module docstring)."""
     from sweeps.cluster import SweepValidationError
-    from sweeps.grid import run_grid
+    from sweeps.grid import grid_resources, run_grid
     from sweeps.lifecycle import connect_checked, parent_run, prepare_storage
     from sweeps.state import SweepStateError
     from sweeps.tracking import Tracker
@@ -150,6 +150,11 @@ def run_study(study: Study, runtime: "RuntimeOptions") -> StudyOutcome:
     directory = storage.join(runtime.storage_root, study.folder, study.name)
 
     # 1. everything that can fail before anything is launched or recorded ------------------------
+    from sweeps.runtime_options import placement_problem
+
+    placement = {placement_problem(cfg.device, runtime.gpus_per_trial) for cfg in study.configs.values()} - {None}
+    if placement:
+        raise StudyError(f"{study.source}: " + "; ".join(sorted(p for p in placement if p)))
     try:
         prepare_storage(directory, uri)
     except SweepStateError as exc:
@@ -161,7 +166,8 @@ def run_study(study: Study, runtime: "RuntimeOptions") -> StudyOutcome:
     to_train = sum(statuses.get(r.key) != "FINISHED" for r in runs)
     if to_train:  # a re-run with nothing to train needs no Ray at all
         try:
-            connect_checked(runtime.resolved_address(), runtime.num_cpus, runtime.trial_resources())
+            connect_checked(runtime.resolved_address(), runtime.num_cpus,
+                            grid_resources(runtime, runs), runtime.num_gpus)
         except SweepValidationError as exc:
             raise StudyError(str(exc)) from None
 

@@ -138,7 +138,8 @@ def count(module) -> int:
 
 
 class ProjectStep:
-    def __init__(self, bert_dir: Path, arrays, batch_size: int, faithful: bool, seed: int):
+    def __init__(self, bert_dir: Path, arrays, batch_size: int, faithful: bool, seed: int,
+                 device: str = "cpu", amp: bool = False):
         import torch
 
         from mmsa_core.config import RunConfig
@@ -151,7 +152,7 @@ class ProjectStep:
                           splits={"train": arrays, "valid": arrays, "test": arrays})
         validate_dataset(data, expected_dims={"audio": AUDIO_DIM, "vision": VISION_DIM}, text_len=TEXT_LEN)
         self.cfg = RunConfig.paper("hscl", "mosi").replace(text_encoder=str(bert_dir), batch_size=batch_size,
-                                                          device="cpu")
+                                                          device=device, amp=amp)
         if faithful:
             self.cfg = self.cfg.with_params(faithful=True)
         self.device = resolve_device(self.cfg.device)
@@ -159,7 +160,9 @@ class ProjectStep:
         self.runtime = build_runtime(self.cfg, data, self.device)
         self.model = self.runtime.model.train()
         self.optimizer = build_optimizer(self.cfg, self.runtime)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=False)  # the trainer's: off on the CPU
+        # the trainer's: only for fp16 autocast on a GPU without bf16 (off on the CPU and for bf16)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=amp and self.device.type == "cuda"
+                                           and not torch.cuda.is_bf16_supported())
         self.optimizer.zero_grad(set_to_none=True)
         self.runtime.on_epoch_start(1)
 
@@ -236,15 +239,17 @@ def authors_hp(authors: dict, bert_dir: Path, batch_size: int):
 
 
 class AuthorsStep:
-    def __init__(self, authors: dict, bert_dir: Path, batch_size: int, seed: int, anomaly: bool):
+    def __init__(self, authors: dict, bert_dir: Path, batch_size: int, seed: int, anomaly: bool,
+                 device: str = "cpu", amp: bool = False):
         import torch
 
+        self.device, self.amp = torch.device(device), amp
         self.hp = hp = authors_hp(authors, bert_dir, batch_size)
         torch.manual_seed(seed)
         # their Solver builds HSCL(hp), does their Xavier initialisation and their Adam groups;
         # loaders are only stored by __init__
         self.solver = authors["solver"].Solver(hp, train_loader=None, dev_loader=None, test_loader=None)
-        self.model = self.solver.model.train()
+        self.model = self.solver.model.to(self.device).train()  # their solver calls .cuda() itself on a GPU
         self.optimizer = self.solver.optimizer_main
         self.criterion = self.solver.criterion
         self.SupConR, self.Similarity = authors["SupConR"], authors["Similarity"]
@@ -265,26 +270,35 @@ class AuthorsStep:
                 "heads": count(m) - text - streams - fusion}
 
     def __call__(self, b: dict) -> None:
-        """The loop body of `train()` in their solver.py, minus the `.cuda()` moves (CPU run)."""
+        """The loop body of `train()` in their solver.py; their `.cuda()` moves are the `.to(device)`
+        below (lengths stay on the CPU, as theirs do). With ``--amp`` their forward and losses run
+        under ``torch.autocast`` in bf16 — which their code does not do itself — to compare like with like."""
+        import contextlib
+
         import torch
 
         model, optimizer, criterion, hp = self.model, self.optimizer, self.criterion, self.hp
+        if self.device.type == "cuda":
+            b = {k: (v if k in ("vlens", "alens") else v.to(self.device, non_blocking=True)) for k, v in b.items()}
+        cast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp and self.device.type == "cuda"
+                else contextlib.nullcontext())
         model.zero_grad()
-        preds, feature, _fusion, feature_at, feature_vt = model(
-            b["text"], b["visual"], b["audio"], b["vlens"], b["alens"], b["bert_sent"], b["bert_sent_type"],
-            b["bert_sent_mask"])
-        y = b["y"]
-        y_loss = criterion(preds, y)
-        cre_cl = self.SupConR(temperature=0.5)
-        cre_simi = self.Similarity()
-        loss_fusion = cre_cl(feature, y)
-        at_contrast_loss = cre_cl(feature_at, y)
-        vt_contrast_loss = cre_cl(feature_vt, y)
-        at_simi_loss = cre_simi(feature_at)
-        vt_simi_loss = cre_simi(feature_vt)
-        loss_at = at_contrast_loss + hp.alpha * at_simi_loss
-        loss_vt = vt_contrast_loss + hp.alpha * vt_simi_loss
-        loss = y_loss + hp.omega1 * (loss_at + loss_vt) + hp.omega2 * loss_fusion
+        with cast:
+            preds, feature, _fusion, feature_at, feature_vt = model(
+                b["text"], b["visual"], b["audio"], b["vlens"], b["alens"], b["bert_sent"], b["bert_sent_type"],
+                b["bert_sent_mask"])
+            y = b["y"]
+            y_loss = criterion(preds, y)
+            cre_cl = self.SupConR(temperature=0.5)
+            cre_simi = self.Similarity()
+            loss_fusion = cre_cl(feature, y)
+            at_contrast_loss = cre_cl(feature_at, y)
+            vt_contrast_loss = cre_cl(feature_vt, y)
+            at_simi_loss = cre_simi(feature_at)
+            vt_simi_loss = cre_simi(feature_vt)
+            loss_at = at_contrast_loss + hp.alpha * at_simi_loss
+            loss_vt = vt_contrast_loss + hp.alpha * vt_simi_loss
+            loss = y_loss + hp.omega1 * (loss_at + loss_vt) + hp.omega2 * loss_fusion
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), hp.clip)  # update_batch = 1: every step
         optimizer.step()
@@ -301,12 +315,16 @@ def run_block(step, batches: list, n: int, anomaly: bool = False) -> float:
     import torch
 
     gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     previous = torch.is_anomaly_enabled()
     torch.autograd.set_detect_anomaly(anomaly)
     try:
         t0 = time.perf_counter()
         for i in range(n):
             step(batches[i % len(batches)])
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()  # the GPU's queued work belongs to the block
         return time.perf_counter() - t0
     finally:
         torch.autograd.set_detect_anomaly(previous)
@@ -316,14 +334,14 @@ def measure(batch_size: int, args, bert_dir: Path, authors: dict | None) -> dict
     arrays = make_split(batch_size, args.seed)
     p_batches = project_batches(arrays, batch_size)
     t0 = time.perf_counter()
-    project = ProjectStep(bert_dir, arrays, batch_size, args.project_faithful, args.seed)
+    project = ProjectStep(bert_dir, arrays, batch_size, args.project_faithful, args.seed, args.device, args.amp)
     built = {"project_build_s": time.perf_counter() - t0}
     impls: dict[str, tuple] = {"project": (project, p_batches, False)}
     row: dict = {"batch_size": batch_size, "steps": args.steps, "warmup": args.warmup,
                  "repeats": args.repeats, "params": {"project": project.params()}}
     if authors is not None:
         t0 = time.perf_counter()
-        theirs = AuthorsStep(authors, bert_dir, batch_size, args.seed, args.authors_anomaly)
+        theirs = AuthorsStep(authors, bert_dir, batch_size, args.seed, args.authors_anomaly, args.device, args.amp)
         built["authors_build_s"] = time.perf_counter() - t0
         impls["authors"] = (theirs, [authors_batch(b) for b in p_batches], args.authors_anomaly)
         row["params"]["authors"] = theirs.params()
@@ -364,12 +382,17 @@ def main() -> None:
     p.add_argument("--authors-anomaly", action="store_true",
                    help="anomaly detection on during the authors' blocks, as their main.py runs")
     p.add_argument("--project-faithful", action="store_true", help="time the project with hscl.faithful=true")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where both steps run (default cpu)")
+    p.add_argument("--amp", action="store_true",
+                   help="bf16 autocast (CUDA only: the trainer's amp; the authors' step under the same autocast)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/train_step.json)")
     args = p.parse_args()
     sizes = [int(s) for s in args.batch_sizes.split(",") if s.strip()]
     if not sizes or min(sizes) < 2 or args.steps < 1 or args.repeats < 1 or args.warmup < 0 or args.threads < 1:
         p.error("need batch sizes >= 2, --steps >= 1, --repeats >= 1, --warmup >= 0, --threads >= 1")
+    if args.amp and args.device != "cuda":
+        p.error("--amp needs --device cuda (the trainer's autocast is CUDA-only)")
 
     import torch
     from transformers.utils import logging as hf_logging

@@ -131,6 +131,15 @@ class Tag:
     RESUMED_FROM_EPOCH = "resumed_from_epoch"
     RETRAINED_EPOCHS = "retrained_epochs"
     TIMEOUT_REASON = "timeout_reason"
+    # where a trial trained (sweeps.placement), set by every attempt
+    TRAIN_DEVICE = "train_device"  # the resolved torch device: cpu, cuda:0, ...
+    TRAIN_DEVICE_NAME = "train_device_name"  # GPU name, or "CPU: <model>"
+    TRAIN_DEVICE_MEMORY_GB = "train_device_memory_gb"  # the GPU's total memory, or the host's
+    NODE_HOSTNAME = "node_hostname"
+    RAY_NODE_ID = "ray_node_id"  # the node of the latest attempt
+    RAY_NODE_IDS = "ray_node_ids"  # every attempt's node, in order, comma-separated
+    RAY_GPU_IDS = "ray_gpu_ids"  # the GPU ids Ray assigned the trial, comma-separated
+    CUDA_VISIBLE_DEVICES = "cuda_visible_devices"  # as the trial's process saw it
 
 
 def rate_tag(rate: float) -> str:

@@ -8,11 +8,12 @@ Imports Ray, never ``ray.tune``.
     Load and validate the data a RunConfig names, and build the model once, in the driver, so a
     bad file or configuration fails before any trial exists (`SweepValidationError`).
 
-``connect(address="", num_cpus=0) -> dict`` and ``check_resources(TrialResources)``
+``connect(address="", num_cpus=0, num_gpus=-1) -> dict`` and ``check_resources(TrialResources)``
     ``ray.init``: a cluster address (``--address`` or ``$RAY_ADDRESS``; also what ``ray job
     submit`` sets) is joined with no resource arguments; otherwise a local Ray is started, with
     the repository on the workers' ``PYTHONPATH``. `check_resources` refuses a trial shape no
-    node can hold (e.g. a GPU on a CPU-only cluster) instead of leaving trials PENDING forever.
+    node can hold (e.g. a GPU on a CPU-only cluster, more memory than a node has) instead of
+    leaving trials PENDING forever.
 
 ``share_dataset(data) -> DatasetRef``
     Put the dataset (NumPy arrays, token ids included) in the object store once; every trial of
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from mmsa_core.config import RunConfig
     from mmsa_core.data import MSADataset
 
+THREAD_TIMEOUT_VAR = "TUNE_FUNCTION_THREAD_TIMEOUT_S"
+GB = 1024**3  # Ray counts its memory resource in bytes
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -71,7 +74,7 @@ def prepare_data(run_cfg: "RunConfig") -> "MSADataset":
     return data
 
 
-def connect(address: str = "", num_cpus: int = 0) -> dict[str, float]:
+def connect(address: str = "", num_cpus: int = 0, num_gpus: int = -1) -> dict[str, float]:
     """Join a Ray cluster (address given / in ``$RAY_ADDRESS``) or start a local one.
 
     Joining passes no resource arguments (Ray refuses them when connecting). Outside a submitted
@@ -84,20 +87,25 @@ def connect(address: str = "", num_cpus: int = 0) -> dict[str, float]:
     """
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS", "")
+        # Tune reuses a trial's actor only if the previous trial's thread ends within this many
+        # seconds (Ray's default 2): on a loaded node it may not, and Ray 2.60 then lost the next
+        # trial ("Could not re-use actor ... reset_config()"; it never ran). Read in the workers.
+        os.environ.setdefault(THREAD_TIMEOUT_VAR, "30")
+        env_vars = {THREAD_TIMEOUT_VAR: os.environ[THREAD_TIMEOUT_VAR]}
         try:
             if address:
                 kwargs: dict[str, Any] = {}
                 if "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ:  # not under `ray job submit`
-                    kwargs["runtime_env"] = {"working_dir": REPO_ROOT,
-                                             "excludes": ["runs/", "*.db", "mlruns/", "mlartifacts/"]}
-                    env = storage_env()  # an object store's endpoint and credentials, for every worker
-                    if env:
-                        kwargs["runtime_env"]["env_vars"] = env
+                    # an object store's endpoint and credentials go to every worker too
+                    kwargs["runtime_env"] = {"working_dir": REPO_ROOT, "env_vars": {**env_vars, **storage_env()},
+                                             "excludes": ["runs/", "*.db", "mlruns/", "mlartifacts/",
+                                                          "tests/fixtures/", "benchmarks/results/"]}
                 ray.init(address=address, **kwargs)
             else:
                 paths = [REPO_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
                 os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-                ray.init(address="local", num_cpus=num_cpus or None, include_dashboard=False)
+                ray.init(address="local", num_cpus=num_cpus or None, num_gpus=None if num_gpus < 0 else num_gpus,
+                         include_dashboard=False)
         except Exception as exc:  # noqa: BLE001 - Ray's start-up errors come in many types; say what to do
             raise SweepValidationError(ray_start_failure(address, exc)) from None
     return dict(ray.cluster_resources())
@@ -116,15 +124,19 @@ def ray_start_failure(address: str, exc: BaseException) -> str:
 def check_resources(res: TrialResources) -> None:
     """Refuse a trial shape that no alive node can hold (trials would stay PENDING forever)."""
     nodes = [n for n in ray.nodes() if n.get("Alive")]
+    memory = res.memory_gb * GB
     for node in nodes:
         have = node.get("Resources", {})
-        if have.get("CPU", 0) >= res.cpu and have.get("GPU", 0) >= res.gpu:
+        if have.get("CPU", 0) >= res.cpu and have.get("GPU", 0) >= res.gpu and have.get("memory", 0) >= memory:
             return
     total = ray.cluster_resources()
+    largest = max((n.get("Resources", {}).get("memory", 0) for n in nodes), default=0) / GB
+    asked = f" and {res.memory_gb:g} GB memory" if res.memory_gb else ""
     raise SweepValidationError(
-        f"no node of the Ray cluster can hold one trial of {res.cpu:g} CPU and {res.gpu:g} GPU "
+        f"no node of the Ray cluster can hold one trial of {res.cpu:g} CPU and {res.gpu:g} GPU{asked} "
         f"(cluster: {total.get('CPU', 0):g} CPU, {total.get('GPU', 0):g} GPU over {len(nodes)} "
-        f"node(s)); lower --cpus-per-trial / --gpus-per-trial or add nodes")
+        f"node(s), the largest node's memory resource {largest:.1f} GB); lower --cpus-per-trial / "
+        f"--gpus-per-trial / --memory-per-trial or add nodes")
 
 
 def share_dataset(data: "MSADataset | DatasetRef") -> DatasetRef:

@@ -23,7 +23,7 @@ from typing import Any, Literal, Mapping
 
 from mmsa_core.config import SYNTHETIC_SOURCES, RunConfig, dataset_preset_for
 from sweeps import storage  # standard library at import
-from sweeps.runtime_options import RUNTIME_FIELDS, RuntimeOptions
+from sweeps.runtime_options import RUNTIME_FIELDS, RuntimeOptions, placement_problem
 
 SAMPLERS: tuple[str, ...] = ("tpe", "gp", "random")  # random = MMSA's tune mode (uniform draws)
 PRESETS: tuple[str, ...] = ("auto", "mosi", "mosei")
@@ -239,6 +239,10 @@ def _problems(c: SweepConfig) -> list[str]:
         clash = sorted(k for k in c.overrides if k in searched)
         if clash:
             p.append(f"overrides {clash} are searched by the sweep; drop them or the search")
+    if isinstance(c.runtime, RuntimeOptions):
+        problem = placement_problem(str(c.overrides.get("device", "auto")), c.runtime.gpus_per_trial)
+        if problem:
+            p.append(problem)
     if not p:
         try:
             c.base_run_config()

@@ -16,6 +16,7 @@ hint) and Ray Train's checkpoint messages. `ray_verbosity` maps ours onto Ray Tu
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import sys
@@ -160,8 +161,8 @@ def resume_point(trial: Any) -> str:
     return "from scratch (no checkpoint yet)"
 
 
-def resources_text(cpu: float, gpu: float) -> str:
-    return f"{cpu:g} CPU" + (f" + {gpu:g} GPU" if gpu else "")
+def resources_text(cpu: float, gpu: float, memory_gb: float = 0.0) -> str:
+    return f"{cpu:g} CPU" + (f" + {gpu:g} GPU" if gpu else "") + (f" + {memory_gb:g} GB memory" if memory_gb else "")
 
 
 def footer(tracking_uri: str, experiment_id: str | None, *, journal: str | None = None,
@@ -247,6 +248,21 @@ def optimism_text(row: Mapping[str, Any], metric: str) -> str:
     return text + "not better than it is again: no winner's curse showed here"
 
 
+class OneLineGpuFailures(logging.Filter):
+    """Tune logs every failed trial attempt with its traceback; a trial that found no CUDA on its
+    GPU share (`sweeps.placement.GpuUnavailableError`) gets one line with the cause and the fix."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from sweeps.placement import gpu_failure
+
+        error = record.exc_info[1] if record.exc_info else None
+        message = gpu_failure([error]) if error is not None else None
+        if message:
+            record.msg, record.args = f"{record.getMessage()}: {message}", ()
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def quiet_console(verbose: int) -> None:
     """Before Ray starts (workers inherit the environment): keep the console to our lines.
 
@@ -265,6 +281,7 @@ def quiet_console(verbose: int) -> None:
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     for name in ("ray.tune", "ray.train", "optuna", "mlflow.store.db.utils", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("ray.tune.execution.tune_controller").addFilter(OneLineGpuFailures())
     try:
         import optuna
 

@@ -1,6 +1,8 @@
 """Test-only fault injection in trials: ``--inject-fault "trial=*,epoch=2,times=1,marker=DIR[;...]"``.
 
-Kinds (``kind=``, default ``raise``), each at the end of epoch `epoch`:
+Kinds (``kind=``, default ``raise``), each at the end of epoch `epoch` (``epoch=0``: during the
+trial's set-up, once its MLflow run is open and before training starts — where a worker killed
+for memory dies):
 
 - ``raise``: `InjectedFault` before the epoch is logged (a Python error; Tune retries the trial);
 - ``hang``: the trial sleeps ``seconds=`` (default 3600) before the epoch is logged (a hang; what
@@ -9,6 +11,9 @@ Kinds (``kind=``, default ``raise``), each at the end of epoch `epoch`:
   worker: OOM killer, lost node);
 - ``enospc``: the epoch's checkpoint write fails half-way with ``OSError(ENOSPC)`` (a full disk),
   before anything of the epoch is logged or reported.
+
+``node=NAME`` limits a spec to trials running on a Ray node started with the label
+``mmsa-fault-node=NAME`` (``ray start --labels``): a test picks the node whose trial it stops.
 
 Why a module of its own: it is a testing device, not part of what a sweep does; keeping it apart
 keeps the trainable readable and lets the tests use it without Ray. Pure standard library.
@@ -40,6 +45,7 @@ class FaultSpec:
     marker: str
     kind: str = "raise"
     seconds: float = 3600.0  # kind=hang: how long
+    node: str = ""  # only on a Ray node labelled mmsa-fault-node=<node> ("" = any node)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -52,7 +58,8 @@ class FaultSpec:
             kv = dict(item.split("=", 1) for item in part.split(",") if item)
             specs.append(cls(trial=kv.get("trial", "*"), epoch=int(kv.get("epoch", 1)),
                              times=int(kv.get("times", 1)), marker=kv["marker"],
-                             kind=kv.get("kind", "raise"), seconds=float(kv.get("seconds", 3600))))
+                             kind=kv.get("kind", "raise"), seconds=float(kv.get("seconds", 3600)),
+                             node=kv.get("node", "")))
         return specs
 
     def inject(self, key: str, epoch: int) -> None:
@@ -77,6 +84,8 @@ class FaultSpec:
     def fires(self, key: str, epoch: int) -> bool:
         if epoch != self.epoch or not (self.trial == "*" or key.endswith(self.trial)):
             return False
+        if self.node and not self.on_node():
+            return False
         os.makedirs(self.marker, exist_ok=True)
         claim = os.path.join(self.marker, "claimed-by")
         try:
@@ -95,6 +104,16 @@ class FaultSpec:
             except FileExistsError:
                 n += 1
         return False
+
+
+    def on_node(self) -> bool:
+        """Whether this process runs on the Ray node labelled ``mmsa-fault-node=<node>``."""
+        import ray
+
+        return ray.get_runtime_context().get_node_labels().get(NODE_LABEL) == self.node
+
+
+NODE_LABEL = "mmsa-fault-node"
 
 
 class InjectedFault(RuntimeError):

@@ -25,11 +25,12 @@ from ray import tune
 from mmsa_core.record_names import BEST_EPOCH, EPOCHS_RUN, strip_best
 from sweeps import storage
 from sweeps.child_status import kill_unfinished
-from sweeps.cluster import DatasetRef, share_dataset
+from sweeps.cluster import DatasetRef, SweepValidationError, share_dataset
 from sweeps.config import GridRun, GridRunResult, TrackingTarget
 from sweeps.console import TrialConsole, resources_text
 from sweeps.objective import mode_for
-from sweeps.runtime_options import RuntimeOptions
+from sweeps.placement import gpu_failure
+from sweeps.runtime_options import RuntimeOptions, TrialResources
 from sweeps.stage import Stage
 from sweeps.state import SweepStateError, ensure_dir, read_json, write_json
 from sweeps.tracking import TERMINAL_STATUSES, Tracker
@@ -39,6 +40,12 @@ if TYPE_CHECKING:
     from mmsa_core.data import MSADataset
 
 log = logging.getLogger("sweeps")
+
+
+def grid_resources(runtime: RuntimeOptions, runs: Sequence[GridRun]) -> "TrialResources":
+    """One trial shape for the whole grid: the largest measured memory of its methods and encoders."""
+    shapes = [runtime.trial_resources((r.config.method,), r.config.text_encoder) for r in runs]
+    return max(shapes, key=lambda t: t.memory_gb) if shapes else runtime.trial_resources()
 
 
 def grid_digest(specs: list[dict[str, Any]]) -> str:
@@ -56,7 +63,8 @@ def run_grid(runs: Sequence[GridRun], *, data: "MSADataset | DatasetRef", target
     (status SKIPPED, metrics read back from MLflow). The Tune experiment lives in
     ``<storage_path>/<name>``; re-running with the same runs restores it, a changed list of runs
     raises `SweepStateError`. ``label`` names the stage on the console (default: `name`);
-    `runtime` gives resources, retries, the trial time limit and verbosity.
+    `runtime` gives resources, retries, the trial time limit and verbosity. A grid whose every run
+    failed for a GPU share without CUDA raises `SweepValidationError` with that cause (exit 2).
     """
     keys = [r.key for r in runs]
     if len(set(keys)) != len(keys):
@@ -80,15 +88,16 @@ def run_grid(runs: Sequence[GridRun], *, data: "MSADataset | DatasetRef", target
             done[r.key] = result_from_run(r.key, child)
     todo = [s for s in specs if s["key"] not in done]
     results: dict[str, GridRunResult] = dict(done)
+    no_gpu = None
     if todo:
-        resources = runtime.trial_resources()
+        resources = grid_resources(runtime, runs)
         max_epochs = max(r.config.max_epochs for r in runs)
         context = TrialContext(target=target, resources=resources, default_stage="grid",
                                fault=runtime.inject_fault, evaluation=evaluation,
                                trial_timeout=runtime.trial_timeout, verbose=runtime.verbose,
                                mlflow_wait=runtime.mlflow_wait)
         console = TrialConsole(stage=label or name, total=len(todo),
-                               resources=resources_text(resources.cpu, resources.gpu),
+                               resources=resources_text(resources.cpu, resources.gpu, resources.memory_gb),
                                metric=runs[0].config.select_metric, mode=mode_for(runs[0].config.select_metric),
                                max_epochs=max_epochs, verbose=runtime.verbose,
                                note=f"{len(done)} already finished" if done else "")
@@ -99,12 +108,15 @@ def run_grid(runs: Sequence[GridRun], *, data: "MSADataset | DatasetRef", target
             tune_config=stage.tune_config(num_samples=1, max_concurrent_trials=runtime.max_concurrent or None),
             run_config=stage.run_config()))
         grid = stage.fit(tuner, expected=len(todo), what=f"grid {name!r}")
+        no_gpu = gpu_failure([res.error for res in grid])  # every run: a GPU share without CUDA
         for res in grid:
             spec = (res.config or {}).get("_run")
             if spec is None:
                 continue
             results[spec["key"]] = result_from_tune(spec["key"], res, tracker, target)
     kill_unfinished(tracker, target, keys=keys, reason=f"grid {name} ended")
+    if todo and no_gpu:
+        raise SweepValidationError(f"{label or name}: every run failed: {no_gpu}")
     return [results.get(r.key) or GridRunResult(key=r.key, run_id=None, status="KILLED", error="no Tune result")
             for r in runs]
 

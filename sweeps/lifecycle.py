@@ -40,9 +40,9 @@ def prepare_storage(directory: str, tracking_uri: str) -> None:
         ensure_dir(os.path.dirname(tracking_uri[len("sqlite:///"):]) or ".")
 
 
-def connect_checked(address: str, num_cpus: int, resources: TrialResources) -> dict[str, float]:
+def connect_checked(address: str, num_cpus: int, resources: TrialResources, num_gpus: int = -1) -> dict[str, float]:
     """`connect` to Ray, then refuse a trial shape no node can hold (`SweepValidationError`)."""
-    cluster = connect(address, num_cpus)
+    cluster = connect(address, num_cpus, num_gpus)
     check_resources(resources)
     return cluster
 

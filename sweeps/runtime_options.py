@@ -57,17 +57,58 @@ def gpu_fraction_problems(gpus: float, name: str = "gpus_per_trial") -> list[str
     return []
 
 
+# Peak resident memory (MiB) of one training run per (method, text encoder) on the CPU, each method's
+# paper preset and batch size: benchmarks/bench_trial_memory.py, measured 2026-12-06 (README,
+# "Benchmarks"). The default of --memory-per-trial is this x MEMORY_MARGIN (a Ray worker's own
+# runtime, allocator slack); an encoder not measured (a local directory) gets the largest figure
+# measured for the method times ENCODER_UNKNOWN_FACTOR.
+MEASURED_PEAK_RSS_MB: dict[tuple[str, str], float] = {
+    ("clfa", "tiny"): 756, ("hscl", "tiny"): 751, ("hycon", "tiny"): 740, ("l1", "tiny"): 755,
+    ("mmckd", "tiny"): 1185, ("selfmm", "tiny"): 594, ("shared_private", "tiny"): 596,
+    ("clfa", "minilm"): 1537, ("hscl", "minilm"): 1615, ("hycon", "minilm"): 1560, ("l1", "minilm"): 1592,
+    ("mmckd", "minilm"): 3120, ("selfmm", "minilm"): 1128, ("shared_private", "minilm"): 1124,
+}
+MEMORY_MARGIN = 1.3
+ENCODER_UNKNOWN_FACTOR = 2.0
+AUTO = -1.0  # memory_per_trial: the measured default
+
+
+def default_trial_memory_gb(methods: "tuple[str, ...] | list[str]", text_encoder: str) -> float:
+    """The memory to reserve for one trial of any of `methods` with `text_encoder` (GB); 0 = unknown."""
+    need = 0.0
+    for method in methods:
+        mb = MEASURED_PEAK_RSS_MB.get((method, text_encoder))
+        if mb is None:
+            known = [v for (m, _), v in MEASURED_PEAK_RSS_MB.items() if m == method]
+            mb = max(known) * ENCODER_UNKNOWN_FACTOR if known else 0.0
+        need = max(need, mb)
+    return math.ceil(need * MEMORY_MARGIN / 1024 * 10) / 10  # GB, rounded up to 0.1
+
+
+def placement_problem(device: str, gpus_per_trial: float) -> str | None:
+    """A device setting that no trial can honour: ``device=cuda`` with no GPU share per trial."""
+    if device.startswith("cuda") and gpus_per_trial <= 0:
+        return (f"device={device!r} needs --gpus-per-trial > 0: a trial without a GPU share sees no GPU "
+                "(Ray hides the others); give --gpus-per-trial, or leave device=auto")
+    return None
+
+
 @dataclass(frozen=True)
 class TrialResources:
-    """Resources of one trial. `gpu` may be a fraction (several trials share a GPU)."""
+    """Resources of one trial. `gpu` may be a fraction (several trials share a GPU); `memory_gb` is
+    Ray's logical ``memory`` resource (0 = none reserved), so trials that do not fit a node's memory
+    together are not placed there together."""
 
     cpu: float = 1.0
     gpu: float = 0.0
+    memory_gb: float = 0.0
 
     def __post_init__(self) -> None:
         problems = gpu_fraction_problems(self.gpu)
         if not self.cpu > 0:
             problems.append(f"cpu={self.cpu} must be > 0")
+        if not (math.isfinite(self.memory_gb) and self.memory_gb >= 0):
+            problems.append(f"memory_gb={self.memory_gb} must be >= 0")
         if problems:
             raise ValueError("invalid trial resources: " + "; ".join(problems))
 
@@ -80,8 +121,10 @@ class RuntimeOptions:
     tracking_uri: str = ""  # "" -> $MLFLOW_TRACKING_URI -> sqlite:///<storage_path>/mlflow.db
     address: str = ""  # Ray cluster; "" -> $RAY_ADDRESS -> start a local Ray
     num_cpus: int = 0  # CPUs of a local Ray (0 = all); ignored when joining a cluster
+    num_gpus: int = -1  # GPUs of a local Ray (-1 = those it detects); ignored when joining a cluster
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0  # fractions share a GPU; each trial's CUDA memory is capped to its share
+    memory_per_trial: float = AUTO  # GB of Ray's memory resource per trial; AUTO = measured, 0 = none
     max_concurrent: int = 0  # trials at once (0 = as resources allow)
     max_failures: int = 2  # retries of a failed trial, each from its last checkpoint
     trial_timeout: float = 0.0  # seconds one trial attempt may run (a hang is stopped); 0 = no limit
@@ -112,7 +155,11 @@ class RuntimeOptions:
             p.append(f"num_cpus={self.num_cpus} must be >= 0")
         if not self.cpus_per_trial > 0:
             p.append(f"cpus_per_trial={self.cpus_per_trial} must be > 0")
+        if self.num_gpus < -1:
+            p.append(f"num_gpus={self.num_gpus} must be >= 0 (-1 = detected)")
         p += gpu_fraction_problems(self.gpus_per_trial)
+        if not (math.isfinite(self.memory_per_trial) and (self.memory_per_trial >= 0 or self.memory_per_trial == AUTO)):
+            p.append(f"memory_per_trial={self.memory_per_trial} must be >= 0 GB (0 = none, auto = measured)")
         if self.max_concurrent < 0:
             p.append(f"max_concurrent={self.max_concurrent} must be >= 0 (0 = no limit)")
         if self.max_failures < 0:
@@ -146,8 +193,13 @@ class RuntimeOptions:
     def resolved_address(self) -> str:
         return self.address or os.environ.get("RAY_ADDRESS", "")
 
-    def trial_resources(self) -> TrialResources:
-        return TrialResources(cpu=self.cpus_per_trial, gpu=self.gpus_per_trial)
+    def trial_resources(self, methods: "tuple[str, ...] | list[str]" = (), text_encoder: str = "") -> TrialResources:
+        """The shape of one trial; ``memory_per_trial=auto`` resolves to the measured default for the
+        trials' methods and text encoder (`default_trial_memory_gb`)."""
+        memory = self.memory_per_trial
+        if memory == AUTO:
+            memory = default_trial_memory_gb(methods, text_encoder) if methods else 0.0
+        return TrialResources(cpu=self.cpus_per_trial, gpu=self.gpus_per_trial, memory_gb=memory)
 
     def describe(self) -> dict[str, Any]:
         """JSON-able, with any password in the tracking URI redacted."""
@@ -163,6 +215,19 @@ class RuntimeOptions:
         given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
                  if getattr(args, f.name, None) is not None}
         return dataclasses.replace(base, **given)
+
+
+def _memory_gb(text: str) -> float:
+    """``auto`` or a number of GB (argparse names the option when this raises)."""
+    if text.strip().lower() == "auto":
+        return AUTO
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not 'auto' or a number of GB >= 0")
+    return value
 
 
 RUNTIME_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RuntimeOptions))
@@ -182,10 +247,16 @@ def add_runtime_arguments(parser: argparse.ArgumentParser, *, storage_help: str,
                                           "sqlite:///<storage-path>/mlflow.db)")
     g.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else start a local Ray)")
     g.add_argument("--num-cpus", type=int, help="CPUs of a local Ray (default: 0 = all)")
+    g.add_argument("--num-gpus", type=int,
+                   help="GPUs of a local Ray (default: those it detects); ignored with --address")
     g.add_argument("--cpus-per-trial", type=float, help=f"CPUs per trial (default: {d.cpus_per_trial:g})")
     g.add_argument("--gpus-per-trial", type=float,
                    help="GPUs per trial; 0.5, 0.25, ... share a GPU, each trial's CUDA memory capped "
                         f"to its share (default: {d.gpus_per_trial:g})")
+    g.add_argument("--memory-per-trial", type=_memory_gb, metavar="GB",
+                   help="memory Ray reserves per trial (its 'memory' resource), so trials that cannot fit "
+                        "a node's memory together are not put there together; 0 = none (default: auto = "
+                        "the measured peak of one run of the method with its text encoder, plus a margin)")
     g.add_argument("--max-concurrent", type=int, help="trials at once (default: 0 = as resources allow)")
     g.add_argument("--max-failures", type=int,
                    help=f"retries of a failed trial from its last checkpoint (default: {d.max_failures})")

@@ -42,6 +42,7 @@ from sweeps.grid import run_grid
 from sweeps.preflight import redact_uri
 from sweeps.runtime_options import OPTUNA_RDB_SCHEMES
 from sweeps.lifecycle import connect_checked, parent_run, prepare_storage
+from sweeps.placement import gpu_failure
 from sweeps.spaces import SPACES, define_by_run_for
 from sweeps.stage import Stage
 from sweeps.state import (BEST_CONFIG_FILE, STATE_FILE, open_sweep_state, peek_format, read_json, repair_journal,
@@ -75,7 +76,7 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
     base = cfg.base_run_config()
     uri = cfg.resolved_tracking_uri()
     runtime = cfg.runtime
-    resources = runtime.trial_resources()
+    resources = runtime.trial_resources((cfg.method,), base.text_encoder)
 
     # 1. everything that can fail before a trial exists
     prepare_storage(runtime.storage_root, uri)  # the storage path (the sweep dir comes later)
@@ -99,7 +100,7 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
     state = open_sweep_state(cfg.sweep_dir, name=cfg.name, config_hash=config_hash, tracking_uri=uri,
                              legacy_hashes=(legacy,), config=cfg.hashed(space_desc))
     try:
-        connect_checked(runtime.resolved_address(), runtime.num_cpus, resources)
+        connect_checked(runtime.resolved_address(), runtime.num_cpus, resources, runtime.num_gpus)
     except SweepValidationError:  # resources no node can hold: leave no trace of a sweep that never ran
         if fresh:
             with contextlib.suppress(OSError):
@@ -329,13 +330,13 @@ def search_stage(cfg: SweepConfig, *, base: "RunConfig", mode: str, shared: Data
 
     runtime = cfg.runtime
     space = SPACES[cfg.method]
-    resources = runtime.trial_resources()
+    resources = runtime.trial_resources((cfg.method,), base.text_encoder)
     grace = min(cfg.asha_grace_period, base.max_epochs)
     context = TrialContext(target=target, resources=resources, default_stage="search", fault=runtime.inject_fault,
                            trial_timeout=runtime.trial_timeout, verbose=runtime.verbose,
                            mlflow_wait=runtime.mlflow_wait)
     budget = f", budget {cfg.budget_epochs} epochs" if cfg.budget_epochs else ""
-    console = TrialConsole(stage="search", total=cfg.num_samples, resources=resources_text(resources.cpu, resources.gpu),
+    console = TrialConsole(stage="search", total=cfg.num_samples, resources=resources_text(resources.cpu, resources.gpu, resources.memory_gb),
                            metric=base.select_metric, mode=mode, max_epochs=base.max_epochs, verbose=runtime.verbose,
                            searched=[p.name for p in space.params(cfg.search_lr_dropout)],
                            note=f"Optuna {cfg.sampler.upper()} + ASHA (grace {grace}, reduction "
@@ -386,6 +387,9 @@ def search_stage(cfg: SweepConfig, *, base: "RunConfig", mode: str, shared: Data
                                         if p.name in config},
                            "config": config})
     if not candidates:
+        no_gpu = gpu_failure([res.error for res in grid])
+        if no_gpu:
+            raise SweepValidationError(f"sweep {cfg.name!r}: every search trial failed: {no_gpu}")
         raise SweepValidationError(f"sweep {cfg.name!r}: no search trial finished with a finite objective; "
                                    f"see the FAILED child runs' 'error' tags in MLflow")
     candidates.sort(key=lambda c: c["objective"], reverse=(mode == "max"))

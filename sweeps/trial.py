@@ -42,6 +42,7 @@ from sweeps.cluster import DatasetRef
 from sweeps.config import TrackingTarget
 from sweeps.runtime_options import TrialResources
 from sweeps.faults import FaultSpec
+from sweeps.placement import check_gpu, node_history, placement_tags
 from sweeps.state import read_json, write_json
 from sweeps.tracking import Tracker, flatten_params
 from sweeps.trial_logging import EpochMetricLog, patient
@@ -131,6 +132,7 @@ def run_trial(config: dict[str, Any], data: DatasetRef, context: TrialContext) -
     cfg = RunConfig.from_dict(values, source=f"trial {trial_id}")
     if context.verbose < 2:  # Ray Train's per-checkpoint chatter
         logging.getLogger("ray.train").setLevel(logging.WARNING)
+    check_gpu(cfg.device, context.resources.gpu)  # fails at once: never a silent CPU run on a GPU share
     dataset = ray.get(data.ref)
     cap_gpu_memory(context.resources.gpu)
     faults = FaultSpec.parse(context.fault)
@@ -244,9 +246,12 @@ def _run_trial(cfg: Any, spec: dict[str, Any], key: str, trial_id: str, dataset:
                     params=flatten_params(cfg.to_dict()))
             if resume_dir is not None:
                 tracker.set_tags(found, {Tag.RESUMED_FROM_EPOCH: meta.get("epoch", "?")})
+            earlier = tracker.client.get_run(found).data.tags.get(Tag.RAY_NODE_IDS, "")
+            tracker.set_tags(found, {**where, Tag.RAY_NODE_IDS: node_history(earlier, where[Tag.RAY_NODE_ID])})
             tracker.log_trial_dataset(found, dataset, target.tags, context=stage)  # digest from the driver
             return found, _logged_epochs(tracker, found)
 
+        where = placement_tags(cfg.device)
         wait_s = context.mlflow_wait
         run_id, already_logged = patient(open_run, "the trial's run", target.tracking_uri, wait_s=wait_s)
         # Epochs this run logged after the checkpoint this attempt starts from: the driver stopped
@@ -259,6 +264,8 @@ def _run_trial(cfg: Any, spec: dict[str, Any], key: str, trial_id: str, dataset:
                 tracker.set_tags(run_id, {Tag.RETRAINED_EPOCHS: f"{start_epoch + 1}-{already_logged}"})
         epochs_log = EpochMetricLog.from_meta(tracker, run_id, meta, already_logged)
         epochs_log.flush()  # epochs a dead attempt could not record, from its checkpoint
+        for fault in faults:
+            fault.inject(key, 0)  # testing only: epoch 0 = during set-up (a kill: an OOM-killed actor)
         if watchdog is not None:
             watchdog.run_id, watchdog.epoch = run_id, start_epoch
 

@@ -25,7 +25,8 @@ sweep's state against it):
 
 A failed trial's error is pickled into the experiment state as well: every exception class a trial
 can raise (``mmsa_core.trainer.NonFiniteLossError``, ``sweeps.objective.NonFiniteObjectiveError``,
-``sweeps.trial_logging.MlflowUnavailable``, ``sweeps.trial.StoreNotVisible``, …) keeps its module and name for the same reason.
+``sweeps.trial_logging.MlflowUnavailable``, ``sweeps.trial.StoreNotVisible``, ``sweeps.placement.GpuUnavailableError``,
+…) keeps its module and name for the same reason.
 
 The trainable itself is not pickled: Tune records its name, `TRAINABLE_NAME` (``_trainable``,
 the name since the first release), and the driver passes `make_trainable`'s result again on restore.
@@ -83,7 +84,10 @@ def make_trainable(shared: DatasetRef, context: TrialContext, resources: TrialRe
         def restore(self, checkpoint_path: Any) -> Any:
             return super().restore(restore_existing(checkpoint_path))
 
-    return tune.with_resources(Trainable, {"cpu": resources.cpu, "gpu": resources.gpu})
+    shape = {"cpu": resources.cpu, "gpu": resources.gpu}
+    if resources.memory_gb:  # Ray's logical memory resource, in bytes
+        shape["memory"] = int(resources.memory_gb * 1024**3)
+    return tune.with_resources(Trainable, shape)
 
 
 def restore_existing(result: Any) -> Any:
