@@ -142,9 +142,9 @@ def test_a_trials_memory_becomes_rays_memory_resource_and_no_node_too_small_is_a
     resources = RuntimeOptions(memory_per_trial=1.5).trial_resources(("hscl",), "tiny")
     context = TrialContext(target=TrackingTarget("sqlite:////nowhere.db", "1", "p"), resources=resources)
     trainable = make_trainable(cluster.DatasetRef(ref=None, name="x"), context, resources)
-    assert trainable._resources.required_resources["memory"] == int(1.5 * 1024**3)
+    assert trainable.default_resource_request({}).required_resources["memory"] == int(1.5 * 1024**3)
     none = make_trainable(cluster.DatasetRef(ref=None, name="x"), context, RuntimeOptions(memory_per_trial=0).trial_resources())
-    assert "memory" not in none._resources.required_resources
+    assert "memory" not in none.default_resource_request({}).required_resources
 
     nodes = [{"Alive": True, "Resources": {"CPU": 4.0, "memory": 1.0 * 1024**3}},
              {"Alive": True, "Resources": {"CPU": 1.0, "memory": 8.0 * 1024**3}}]
