@@ -103,7 +103,7 @@ class Tag:
 
     KIND = "kind"  # parent: sweep | ablation | robustness | comparison
     NAME = "sweep_name"  # the sweep's or study's name, on the parent and every child
-    STAGE = "stage"  # child: search | rerank | final | ablation | robustness | single
+    STAGE = "stage"  # child: search | rerank | final | ablation | robustness | single | superseded
     RUN_KEY = "run_key"  # child: unique under its parent (how a resumed trial finds its run)
     METHOD = "method"
     METHODS = "methods"
@@ -124,6 +124,8 @@ class Tag:
     BASE_SWEEP = "base_sweep"
     CONFIG_HASH = "config_hash"
     CODE_VERSION = "code_version"
+    SUPERSEDED_STAGE = "superseded_stage"  # stage=superseded runs: the stage they were (an extension's new winner)
+    SUPERSEDED_BY = "superseded_by"  # ... and the search trial whose runs replaced them
     STOPPED_EARLY = "stopped_early"
     STOP_REASON = "stop_reason"
     ERROR = "error"

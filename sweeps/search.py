@@ -45,8 +45,8 @@ from sweeps.lifecycle import connect_checked, parent_run, prepare_storage
 from sweeps.placement import gpu_failure
 from sweeps.spaces import SPACES, define_by_run_for
 from sweeps.stage import Stage
-from sweeps.state import (BEST_CONFIG_FILE, STATE_FILE, open_sweep_state, peek_format, read_json, repair_journal,
-                          write_json)
+from sweeps.state import (BEST_CONFIG_FILE, SEARCH_RESULT_FILE, STATE_FILE, SweepState, extension_room,
+                          open_sweep_state, peek_format, read_json, repair_journal, write_json)
 from sweeps.tracking import Tracker
 from sweeps.trial import TrialContext
 from sweeps.tune_objects import JournalSafeOptunaSearch
@@ -56,8 +56,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sweeps")
 
+# An extension's sampler seed: another stream of draws than the first stage's (a RandomSampler with
+# the first seed would propose the first stage's configurations again).
+EXTENSION_SEED_STEP = 7919
 
-SEARCH_RESULT_FILE = "search_result.json"  # every search trial's objective, fidelity and configuration
+
+@dataclasses.dataclass(frozen=True)
+class SearchPart:
+    """One search stage, one Tune experiment: the sweep's first, or an extension's (`sweeps.state.extend`)."""
+
+    name: str  # the Tune experiment under the sweep directory: search, search-ext1, ...
+    num_samples: int  # trials this stage may start
+    budget_epochs: int  # epochs its trials may train (0 = no budget)
+    paper_start: bool  # the preset's loss weights first (the first stage only)
+    sampler_seed: int
 
 
 def run_sweep(cfg: SweepConfig) -> SweepResult:
@@ -146,13 +158,12 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
         target = parent.target(method=cfg.method, dataset=data.name)
         shared = share_dataset(data)
 
-        # 3. search
+        # 3. search (one stage, and one more per extension)
         if "search" in state.stages_done:
             search = read_search_result(cfg.sweep_dir)
         else:
-            search = search_stage(cfg, base=base, mode=mode, shared=shared, target=target,
-                                  study_name=state.study_name, journal=runtime.optuna_storage or state.journal_path,
-                                  tracker=tracker)
+            search = run_search(cfg, state, base=base, mode=mode, shared=shared, target=target,
+                                journal=runtime.optuna_storage or state.journal_path, tracker=tracker)
             write_json(storage.join(cfg.sweep_dir, SEARCH_RESULT_FILE), search)
             state.mark_done("search")
         best_search = search["candidates"][0]
@@ -165,7 +176,8 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
         rerank: list[dict[str, Any]] = []
         winner = best_search
         if cfg.reranks:
-            rerank, winner = rerank_stage(cfg, search, base=base, mode=mode, shared=shared, target=target)
+            rerank, winner = rerank_stage(cfg, search, base=base, mode=mode, shared=shared, target=target,
+                                          grid_name=f"rerank-ext{len(state.extensions)}" if state.extensions else "rerank")
             state.mark_done("rerank")
             row = next(r for r in rerank if r["trial_id"] == winner["trial_id"])
             metrics.update({"rerank/winner_mean": row["mean"], "rerank/winner_std": row["std"],
@@ -184,11 +196,16 @@ def run_sweep(cfg: SweepConfig) -> SweepResult:
         from mmsa_core.config import RunConfig
 
         best_cfg = RunConfig.from_dict(best["config"], source=BEST_CONFIG_FILE)
-        runs = [GridRun(key=f"final-seed{s}", config=best_cfg.replace(seed=s),
+        # the plain keys belong to the first winner; an extension's new winner trains under its own
+        owner = state.final_key_owner()
+        prefix = "final" if owner in (None, best["trial_id"]) else f"final-{best['trial_id']}"
+        runs = [GridRun(key=f"{prefix}-seed{s}", config=best_cfg.replace(seed=s),
                         tags={Tag.STAGE: "final", Tag.SEED: str(s), Tag.SOURCE_TRIAL_ID: best["trial_id"]},
-                        name=f"{cfg.name}-final-seed{s}") for s in cfg.final_seeds]
-        final = run_grid(runs, data=shared, target=target, storage_path=cfg.sweep_dir, name="final",
-                         runtime=runtime)
+                        name=f"{cfg.name}-{prefix}-seed{s}") for s in cfg.final_seeds]
+        final = run_grid(runs, data=shared, target=target, storage_path=cfg.sweep_dir, name=prefix,
+                         runtime=runtime, label="final")
+        if state.extensions:
+            supersede_final_runs(tracker, experiment_id, parent_run_id, winner=best["trial_id"])
         model_run = log_best_model(cfg.sweep_dir, final, tracker, parent_run_id, metric=base.select_metric, mode=mode,
                                    info={"sweep": cfg.name, "dataset": data.name, "dataset_digest": parent.dataset_digest,
                                          "sizes": dict(data.sizes)})
@@ -245,9 +262,10 @@ def log_best_model(sweep_dir: str, final: list[Any], tracker: Tracker, parent_ru
     return best.run_id
 
 
-def read_search_result(sweep_dir: str) -> dict[str, Any]:
-    """The search stage's outcome of a sweep that finished it before (0.1.x sweeps: their best_config.json)."""
-    path = storage.join(sweep_dir, SEARCH_RESULT_FILE)
+def read_search_result(sweep_dir: str, path: str | None = None) -> dict[str, Any]:
+    """The search's outcome of a sweep that finished it before (`path`: one search stage's file;
+    0.1.x sweeps: their best_config.json)."""
+    path = path or storage.join(sweep_dir, SEARCH_RESULT_FILE)
     if storage.exists(path):
         result = read_json(path)
         for c in result["candidates"]:
@@ -260,7 +278,7 @@ def read_search_result(sweep_dir: str) -> dict[str, Any]:
 
 
 def rerank_stage(cfg: SweepConfig, search: dict[str, Any], *, base: "RunConfig", mode: str, shared: DatasetRef,
-                 target: TrackingTarget) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                 target: TrackingTarget, grid_name: str = "rerank") -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Train the best `rerank_top` full-fidelity search configurations again on `rerank_seeds` new
     seeds (a resumable grid, children ``stage=rerank``); the winner has the best mean validation
     objective over its search run and its re-rank runs. Returns (one row per candidate, the winner).
@@ -281,7 +299,7 @@ def rerank_stage(cfg: SweepConfig, search: dict[str, Any], *, base: "RunConfig",
             key = f"rerank-{c['trial_id']}-seed{s}"
             runs.append(GridRun(key=key, config=c_cfg.replace(seed=s), name=f"{cfg.name}-{key}",
                                 tags={Tag.STAGE: "rerank", Tag.SEED: str(s), Tag.SOURCE_TRIAL_ID: str(c["trial_id"])}))
-    results = run_grid(runs, data=shared, target=target, storage_path=cfg.sweep_dir, name="rerank",
+    results = run_grid(runs, data=shared, target=target, storage_path=cfg.sweep_dir, name=grid_name,
                        runtime=cfg.runtime, label="re-rank")
     metric = base.select_metric
     rows = []
@@ -321,11 +339,74 @@ def describe_selection(best_search: dict[str, Any], winner: dict[str, Any], rera
     return text
 
 
-def search_stage(cfg: SweepConfig, *, base: "RunConfig", mode: str, shared: DatasetRef,
-                 target: TrackingTarget, study_name: str, journal: str, tracker: Tracker) -> dict[str, Any]:
-    """The search stage: ``{"trials", "epochs", "candidates"}``, every trial with a finite objective,
-    best first (``trial_id``, ``objective``, ``full_fidelity`` — not stopped by ASHA —, ``epochs``,
-    ``searched``, ``config``)."""
+def run_search(cfg: SweepConfig, state: SweepState, *, base: "RunConfig", mode: str, shared: DatasetRef,
+               target: TrackingTarget, journal: str, tracker: Tracker) -> dict[str, Any]:
+    """Every search stage of the sweep, merged: the first, then one per extension (each resumable,
+    each on the same Optuna study, so TPE learns from every trial before it).
+
+    An extension's stage may start what its extent has left after the stages before it
+    (`sweeps.state.extension_room`, fixed when it first starts and kept in ``sweep.json``); it does
+    not evaluate the paper configuration again and draws with its own sampler seed."""
+    kw = dict(base=base, mode=mode, shared=shared, target=target, study_name=state.study_name, journal=journal,
+              tracker=tracker)
+    if not state.extensions:
+        return search_stage(cfg, part=SearchPart("search", cfg.num_samples, cfg.budget_epochs, cfg.paper_start,
+                                                  cfg.sampler_seed), **kw)
+    parts: list[dict[str, Any]] = []
+    for k, name in enumerate(state.search_stages()):
+        path = storage.join(cfg.sweep_dir, f"{name}.result.json")
+        if k == 0 and not storage.exists(path) and storage.exists(storage.join(cfg.sweep_dir, SEARCH_RESULT_FILE)):
+            write_json(path, read_search_result(cfg.sweep_dir))  # it finished before the first extension
+        if storage.exists(path):
+            parts.append(read_search_result(cfg.sweep_dir, path))
+            continue
+        if k == 0:
+            first = state.extensions[0]["from"]
+            part = SearchPart("search", int(first["num_samples"]), int(first.get("budget_epochs") or 0),
+                              cfg.paper_start, cfg.sampler_seed)
+        else:
+            ext = state.extensions[k - 1]
+            if "added" not in ext:
+                ext["added"] = extension_room(ext["to"], trials=sum(p["trials"] for p in parts),
+                                              epochs=sum(p["epochs"] for p in parts)) or {"num_samples": 0,
+                                                                                         "budget_epochs": 0}
+                state.save()
+            added = ext["added"]
+            if not added["num_samples"]:
+                log.info("sweep %r, %s: the search already reached %s; nothing to add", cfg.name, name, ext["to"])
+                part_result: dict[str, Any] = {"trials": 0, "epochs": 0, "candidates": []}
+                write_json(path, part_result)
+                parts.append(part_result)
+                continue
+            part = SearchPart(name, int(added["num_samples"]), int(added["budget_epochs"]), False,
+                              cfg.sampler_seed + EXTENSION_SEED_STEP * k)
+            log.info("extending sweep %r: %s starts up to %d more trial(s)%s on study %s", cfg.name, name,
+                     part.num_samples, f" within {part.budget_epochs} more epochs" if part.budget_epochs else "",
+                     state.study_name)
+        result = search_stage(cfg, part=part, require_candidates=(k == 0), **kw)
+        write_json(path, result)
+        parts.append(result)
+    candidates = [c for p in parts for c in p["candidates"]]
+    candidates.sort(key=lambda c: c["objective"], reverse=(mode == "max"))
+    return {"trials": sum(p["trials"] for p in parts), "epochs": sum(p["epochs"] for p in parts),
+            "candidates": candidates}
+
+
+def supersede_final_runs(tracker: Tracker, experiment_id: str, parent_run_id: str, *, winner: str) -> None:
+    """After an extension chose a new winner: the earlier winner's final runs stay in MLflow, retagged
+    ``stage=superseded`` (``superseded_stage=final``), so that no table mixes two configurations."""
+    for run in tracker.children(experiment_id, parent_run_id, stage="final"):
+        if run.data.tags.get(Tag.SOURCE_TRIAL_ID) != winner:
+            tracker.set_tags(run.info.run_id, {Tag.STAGE: "superseded", Tag.SUPERSEDED_STAGE: "final",
+                                               Tag.SUPERSEDED_BY: winner})
+
+
+def search_stage(cfg: SweepConfig, *, part: SearchPart, base: "RunConfig", mode: str, shared: DatasetRef,
+                 target: TrackingTarget, study_name: str, journal: str, tracker: Tracker,
+                 require_candidates: bool = True) -> dict[str, Any]:
+    """One search stage (`part`): ``{"trials", "epochs", "candidates"}``, every trial with a finite
+    objective, best first (``trial_id``, ``objective``, ``full_fidelity`` — not stopped by ASHA —,
+    ``epochs``, ``searched``, ``config``)."""
     from ray.tune.schedulers import ASHAScheduler
 
     runtime = cfg.runtime
@@ -335,15 +416,15 @@ def search_stage(cfg: SweepConfig, *, base: "RunConfig", mode: str, shared: Data
     context = TrialContext(target=target, resources=resources, default_stage="search", fault=runtime.inject_fault,
                            trial_timeout=runtime.trial_timeout, verbose=runtime.verbose,
                            mlflow_wait=runtime.mlflow_wait)
-    budget = f", budget {cfg.budget_epochs} epochs" if cfg.budget_epochs else ""
-    console = TrialConsole(stage="search", total=cfg.num_samples, resources=resources_text(resources.cpu, resources.gpu, resources.memory_gb),
+    budget = f", budget {part.budget_epochs} epochs" if part.budget_epochs else ""
+    console = TrialConsole(stage=part.name, total=part.num_samples, resources=resources_text(resources.cpu, resources.gpu, resources.memory_gb),
                            metric=base.select_metric, mode=mode, max_epochs=base.max_epochs, verbose=runtime.verbose,
                            searched=[p.name for p in space.params(cfg.search_lr_dropout)],
                            note=f"Optuna {cfg.sampler.upper()} + ASHA (grace {grace}, reduction "
                                 f"{cfg.asha_reduction_factor}){budget}")
     # the search never re-runs an errored trial: Optuna has recorded it as FAIL, and a re-run that
     # then finished would leave MLflow and the study disagreeing
-    stage = Stage(name="search", storage_path=cfg.sweep_dir, context=context, data=shared,
+    stage = Stage(name=part.name, storage_path=cfg.sweep_dir, context=context, data=shared,
                   max_epochs=base.max_epochs, max_failures=runtime.max_failures, console=console,
                   resume_errored=False)
     if not journal.startswith(OPTUNA_RDB_SCHEMES):
@@ -352,13 +433,14 @@ def search_stage(cfg: SweepConfig, *, base: "RunConfig", mode: str, shared: Data
     def create(trainable: Any) -> Any:
         scheduler = ASHAScheduler(time_attr=obj.EPOCH, max_t=base.max_epochs, grace_period=grace,
                                   reduction_factor=cfg.asha_reduction_factor)
-        searcher = optuna_search(cfg, base=base, mode=mode, study_name=study_name, journal=journal)
-        if cfg.budget_epochs:
-            searcher.set_epoch_budget(cfg.budget_epochs, base.max_epochs)
+        searcher = optuna_search(cfg, base=base, mode=mode, study_name=study_name, journal=journal,
+                                 paper_start=part.paper_start, sampler_seed=part.sampler_seed)
+        if part.budget_epochs:
+            searcher.set_epoch_budget(part.budget_epochs, base.max_epochs)
         return tune.Tuner(
             trainable, param_space=base.to_dict(),
             tune_config=stage.tune_config(metric=obj.OBJECTIVE, mode=mode, search_alg=searcher,
-                                          scheduler=scheduler, num_samples=cfg.num_samples,
+                                          scheduler=scheduler, num_samples=part.num_samples,
                                           max_concurrent_trials=runtime.max_concurrent or None),
             run_config=stage.run_config())
 
@@ -366,8 +448,8 @@ def search_stage(cfg: SweepConfig, *, base: "RunConfig", mode: str, shared: Data
     if restored:
         log.info("resuming the search stage from %s", stage.path)
     # with an epoch budget the searcher ends the stage before num_samples (a cap): any count is whole
-    grid = stage.fit(tuner, expected=0 if cfg.budget_epochs else cfg.num_samples,
-                     what=f"the search stage of {cfg.name!r}")
+    grid = stage.fit(tuner, expected=0 if part.budget_epochs else part.num_samples,
+                     what=f"the {part.name} stage of {cfg.name!r}")
     close_ghost_trials(study_name, journal)
     kill_unfinished(tracker, target, stage="search", reason="search stage ended")
     candidates = []
@@ -386,7 +468,7 @@ def search_stage(cfg: SweepConfig, *, base: "RunConfig", mode: str, shared: Data
                            "searched": {p.name: config[p.name] for p in space.params(cfg.search_lr_dropout)
                                         if p.name in config},
                            "config": config})
-    if not candidates:
+    if not candidates and require_candidates:
         no_gpu = gpu_failure([res.error for res in grid])
         if no_gpu:
             raise SweepValidationError(f"sweep {cfg.name!r}: every search trial failed: {no_gpu}")
@@ -396,19 +478,22 @@ def search_stage(cfg: SweepConfig, *, base: "RunConfig", mode: str, shared: Data
     return {"trials": len(grid), "epochs": epochs, "candidates": candidates}
 
 
-def optuna_search(cfg: SweepConfig, *, base: "RunConfig", mode: str, study_name: str, journal: str) -> Any:
-    """The seeded Optuna searcher over the method's space, on the sweep's journal (or `journal`'s database)."""
+def optuna_search(cfg: SweepConfig, *, base: "RunConfig", mode: str, study_name: str, journal: str,
+                  paper_start: bool | None = None, sampler_seed: int | None = None) -> Any:
+    """The seeded Optuna searcher over the method's space, on the sweep's journal (or `journal`'s
+    database); `paper_start` / `sampler_seed` default to the sweep's (an extension passes its own)."""
     import optuna
 
     space = SPACES[cfg.method]
+    seed = cfg.sampler_seed if sampler_seed is None else sampler_seed
     if cfg.sampler == "gp":
-        sampler = optuna.samplers.GPSampler(seed=cfg.sampler_seed)
+        sampler = optuna.samplers.GPSampler(seed=seed)
     elif cfg.sampler == "random":
-        sampler = optuna.samplers.RandomSampler(seed=cfg.sampler_seed)
+        sampler = optuna.samplers.RandomSampler(seed=seed)
     else:
-        sampler = optuna.samplers.TPESampler(seed=cfg.sampler_seed, multivariate=True,
-                                             constant_liar=True)
-    start = [space.start_point(base.to_dict(), cfg.search_lr_dropout)] if cfg.paper_start else None
+        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+    start_here = cfg.paper_start if paper_start is None else paper_start
+    start = [space.start_point(base.to_dict(), cfg.search_lr_dropout)] if start_here else None
     return JournalSafeOptunaSearch(space=define_by_run_for(space, base.to_dict(), cfg.search_lr_dropout),
                                    metric=obj.OBJECTIVE, mode=mode, sampler=sampler,
                                    study_name=study_name, storage=optuna_storage(journal), points_to_evaluate=start)

@@ -7,7 +7,12 @@ Layout of ``<storage_path>/<name>/``::
     search/             Ray Tune experiment of the search stage (Tuner.restore reads it)
     final/              Ray Tune experiment of the final stage
     final.grid.json     the final stage's run list (a grid is resumed only if it is unchanged)
+    search_result.json  every search trial's objective, fidelity and configuration (all search stages)
     best_config.json    the best search configuration (also an MLflow artifact)
+
+An extended sweep (re-run with a larger ``--num-samples`` or ``--budget-epochs``, `extension_of`) adds
+``search-ext<k>/`` (one more Tune experiment on the same Optuna study), ``<stage>.result.json`` per
+search stage, and re-ranks and retrains under new grid names when the winner changes.
 
 `open_sweep_state` creates ``sweep.json`` on the first run and, on a re-run, refuses a
 configuration whose hash differs (saying how to start a new sweep). The study name is
@@ -38,6 +43,10 @@ from sweeps.preflight import redact_uri
 STATE_FILE = "sweep.json"
 JOURNAL_FILE = "optuna_journal.log"
 BEST_CONFIG_FILE = "best_config.json"
+SEARCH_RESULT_FILE = "search_result.json"  # every search trial's objective, fidelity and configuration
+# The search's extent: a resume may raise these (extending a sweep), never lower them. Every other
+# hashed field fixes what the finished trials mean, so a change to it is a new sweep.
+EXTENSIBLE_FIELDS = ("num_samples", "budget_epochs")
 
 
 class SweepStateError(RuntimeError):
@@ -54,12 +63,24 @@ class SweepState:
     stages_done: list[str] = field(default_factory=list)  # "search", "rerank", "final"
     parent_run_id: str | None = None
     config: dict[str, Any] | None = None  # what the hash covers, to name the fields a resume changed
+    # one record per extension, oldest first: {"stage": "search-ext<k>", "from": {...}, "to": {...},
+    # "previous_winner": trial id or None, "created": ..., "added": {"num_samples", "budget_epochs"}}
+    extensions: list[dict[str, Any]] = field(default_factory=list)
     format: int = SWEEP_STATE_FORMAT  # of this file (sweeps.compat reads older ones)
     path: str = ""  # the sweep directory (not stored)
 
     @property
     def journal_path(self) -> str:
         return storage.join(self.path, JOURNAL_FILE)
+
+    def search_stages(self) -> list[str]:
+        """The search stages' Tune experiment names, in order: ``search``, then one per extension."""
+        return ["search", *(e["stage"] for e in self.extensions)]
+
+    def final_key_owner(self) -> str | None:
+        """The search trial whose final runs hold the plain ``final-seed<s>`` keys: the winner before
+        the first extension that had one (None: no final stage has run yet, the keys are free)."""
+        return next((e["previous_winner"] for e in self.extensions if e.get("previous_winner")), None)
 
     def mark_done(self, stage: str) -> None:
         if stage not in self.stages_done:
@@ -108,8 +129,19 @@ def open_sweep_state(sweep_dir: str, *, name: str, config_hash: str, tracking_ur
             state.config_hash = config_hash
             state.config = config
             state.save()
+        growth = extension_of(state.config, config) if state.config_hash != config_hash else None
+        if growth is not None:
+            extend(state, growth, config_hash=config_hash, config=config)
         if state.config_hash != config_hash:
             changed = changed_fields(state.config, config)
+            shrunk = [f for f in EXTENSIBLE_FIELDS if state.config and config
+                      and f in state.config and f in config and config[f] != state.config[f]]
+            if shrunk and all(c.split(" ", 1)[0] in EXTENSIBLE_FIELDS for c in changed):
+                raise SweepStateError(
+                    f"sweep {name!r} in {sweep_dir}: {', '.join(changed)}: "
+                    + "/".join(f"--{f.replace('_', '-')}" for f in EXTENSIBLE_FIELDS)
+                    + " may only grow when a sweep is re-run (that extends its search; 0 = no epoch budget "
+                      "cannot follow a budget); re-run with the values it was started with, or larger ones")
             what = (f"changed: {'; '.join(changed)}" if changed else
                     f"hash {state.config_hash}, now {config_hash}; a sweep started before the fusion "
                     "feed-forward width became d_t (2026-12) also needs --set fusion_ffn_mult=4")
@@ -131,6 +163,61 @@ def open_sweep_state(sweep_dir: str, *, name: str, config_hash: str, tracking_ur
                        config=config, path=sweep_dir)
     state.save()
     return state
+
+
+def extension_of(before: dict[str, Any] | None, now: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``{"from": {...}, "to": {...}}`` when `now` differs from `before` only by a larger search extent
+    (`EXTENSIBLE_FIELDS`: more trials, a larger epoch budget, or a budget where there was none);
+    None otherwise (no change, another field changed, or a value shrank)."""
+    if not before or not now:
+        return None
+    differ = {k for k in set(before) | set(now) if before.get(k) != now.get(k)}
+    if not differ or not differ <= set(EXTENSIBLE_FIELDS):
+        return None
+    for key in differ:  # a field at its default may be absent (None): no budget is 0
+        old, new = (0 if v is None else v for v in (before.get(key), now.get(key)))
+        if not isinstance(old, int) or not isinstance(new, int) or new < old:
+            return None
+        if key == "budget_epochs" and old and not new:  # dropping the budget is not a larger one
+            return None
+    return {"from": {k: before.get(k) for k in EXTENSIBLE_FIELDS}, "to": {k: now.get(k) for k in EXTENSIBLE_FIELDS}}
+
+
+def extend(state: SweepState, growth: dict[str, Any], *, config_hash: str, config: dict[str, Any] | None) -> None:
+    """Record an extension of `state`'s sweep: one more search stage on the same Optuna study; the
+    re-rank and final stages run again (what finished before is not trained again)."""
+    result = storage.join(state.path, SEARCH_RESULT_FILE)
+    if "search" in state.stages_done and storage.exists(result):
+        done = read_json(result)
+        room = extension_room(growth["to"], trials=done["trials"], epochs=done["epochs"])
+        if room is None:
+            raise SweepStateError(
+                f"sweep {state.name!r} in {state.path}: nothing to extend: its search already ran {done['trials']} "
+                f"trials and {done['epochs']} epochs, which --num-samples {growth['to']['num_samples']}"
+                + (f" / --budget-epochs {growth['to']['budget_epochs']}" if growth["to"].get("budget_epochs") else "")
+                + " does not exceed; raise --num-samples"
+                + (" and --budget-epochs" if growth["to"].get("budget_epochs") else ""))
+    winner = None
+    best = storage.join(state.path, BEST_CONFIG_FILE)
+    if storage.exists(best):  # the selection the earlier final stage trained, if it got that far
+        winner = read_json(best).get("trial_id")
+    state.extensions.append({"stage": f"search-ext{len(state.extensions) + 1}", **growth,
+                             "previous_winner": winner,
+                             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+    state.config_hash, state.config = config_hash, config
+    state.stages_done = []
+    state.save()
+
+
+def extension_room(to: dict[str, Any], *, trials: int, epochs: int) -> dict[str, int] | None:
+    """What one more search stage may add after `trials` trials and `epochs` epochs, to reach the
+    extent `to`: ``{"num_samples": cap, "budget_epochs": epochs or 0}``; None when nothing is left."""
+    more = int(to["num_samples"]) - trials
+    budget = int(to.get("budget_epochs") or 0)
+    left = budget - epochs if budget else 0
+    if more <= 0 or (budget and left <= 0):
+        return None
+    return {"num_samples": more, "budget_epochs": left}
 
 
 def changed_fields(before: dict[str, Any] | None, now: dict[str, Any] | None) -> list[str]:

@@ -253,17 +253,55 @@ def test_the_rerank_stage_records_its_runs_and_resumes_after_an_interrupt(sweep_
     assert "SMOKE RUN" in md[:3000] and "Re-ranking on new seeds" in md
     assert ("optimistic" in md or "pessimistic" in md) and f"{m['rerank/optimism']:+.4f}" in md  # the winner's row
 
+    # extending the finished sweep: --num-samples 4 (3 before) adds one search trial on the same
+    # Optuna study, re-ranks the best two again (what finished is not retrained) and retrains the
+    # winner; a new winner's final runs replace the old ones, which stay as stage=superseded
+    more = run_cli([*args, "--num-samples", "4"], sweep_env, log=tmp_path / "extend.log")
+    assert more.returncode == 0, more.stdout[-5000:]
+    state = json.loads((runs / "rr" / "sweep.json").read_text())
+    assert state["stages_done"] == ["search", "rerank", "final"] and state["config"]["num_samples"] == 4
+    (ext,) = state["extensions"]
+    assert ext["stage"] == "search-ext1" and ext["added"] == {"num_samples": 1, "budget_epochs": 0}
+    assert ext["from"]["num_samples"] == 3 and ext["previous_winner"] == best["trial_id"]
+    client, parent2, search = _children(uri, "rr", "search")
+    assert parent2.info.run_id == parent.info.run_id and parent2.info.status == "FINISHED"
+    assert len(search) == 4 and all(r.info.status == "FINISHED" for r in search)
+    assert len({tuple(r.data.params[k] for k in SEARCHED) for r in search}) == 4  # no configuration twice
+    _, trials = journal_trials(runs / "rr" / "optuna_journal.log")
+    assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)  # one study, continued
+    assert parent2.data.metrics["search/trials"] == 4
+    best2 = json.loads((runs / "rr" / "best_config.json").read_text())
+    assert best2["search_trials"] == 4 and len(best2["rerank"]) == 2
+    _, _, rerank2 = _children(uri, "rr", "rerank")
+    keys2 = [r.data.tags["run_key"] for r in rerank2]
+    assert len(keys2) == len(set(keys2)) and set(keys) <= set(keys2) and all(r.info.status == "FINISHED" for r in rerank2)
+    for r in rerank2:  # a re-rank run that finished before was not trained again
+        if r.data.tags["run_key"] in keys:
+            assert len(client.get_metric_history(r.info.run_id, "valid/mae")) == int(r.data.metrics["epochs_run"])
+    _, _, final2 = _children(uri, "rr", "final")
+    _, _, superseded = _children(uri, "rr", "superseded")
+    assert [r.data.tags["source_trial_id"] for r in final2] == [best2["trial_id"]]
+    assert parent2.data.tags["best_trial_id"] == best2["trial_id"]
+    if best2["trial_id"] == best["trial_id"]:
+        assert not superseded and final2[0].data.tags["run_key"] == "final-seed1111"  # not retrained
+    else:
+        assert [r.data.tags["superseded_stage"] for r in superseded] == ["final"]
+        assert final2[0].data.tags["run_key"] == f"final-{best2['trial_id']}-seed1111"
+    # lowering it again is refused before anything starts, naming the field
+    low = run_cli([*args, "--num-samples", "2"], sweep_env, log=tmp_path / "lower.log")
+    assert low.returncode == 2 and "num_samples 4 -> 2" in low.stdout and "Traceback" not in low.stdout
+
 
 def test_an_epoch_budget_stops_launching_and_buys_trials_with_what_asha_saves(sweep_env, tmp_path):
     """--budget-epochs 12 with trials of up to 3 epochs: the trials' epochs end within one trial of the
     budget, and when ASHA stops trials early the budget buys more than 12 / 3 = 4 of them."""
     runs = tmp_path / "runs"
     uri = f"sqlite:///{runs}/mlflow.db"
-    out = run_cli([*SMOKE, "--name", "bud", "--num-samples", "30", "--budget-epochs", "12", "--max-epochs", "3",
-                   "--asha-grace-period", "1", "--asha-reduction-factor", "2", "--rerank-top", "0",
-                   "--final-seeds", "1111", "--storage-path", str(runs), "--tracking-uri", uri,
-                   "--keep-checkpoints", "none"],
-                  sweep_env, log=tmp_path / "log.txt")
+    args = [*SMOKE, "--name", "bud", "--num-samples", "30", "--max-epochs", "3",
+            "--asha-grace-period", "1", "--asha-reduction-factor", "2", "--rerank-top", "0",
+            "--final-seeds", "1111", "--storage-path", str(runs), "--tracking-uri", uri,
+            "--keep-checkpoints", "none"]
+    out = run_cli([*args, "--budget-epochs", "12"], sweep_env, log=tmp_path / "log.txt")
     assert out.returncode == 0, out.stdout[-5000:]
     _, parent, search = _children(uri, "bud", "search")
     # --keep-checkpoints none: no checkpoint left once the sweep finished, the best model logged before
@@ -275,3 +313,16 @@ def test_an_epoch_budget_stops_launching_and_buys_trials_with_what_asha_saves(sw
     stopped = [r for r in search if r.data.tags.get("stop_reason") == "scheduler"]
     assert stopped and len(search) > 12 // 3, (len(search), len(stopped))
     assert all(r.info.status == "FINISHED" for r in search) and len(search) < 30
+
+    # a larger budget extends the finished sweep: the search continues on its Optuna study until
+    # all trials' epochs reach 18, within one trial's epochs
+    out = run_cli([*args, "--budget-epochs", "18"], sweep_env, log=tmp_path / "extend.log")
+    assert out.returncode == 0, out.stdout[-5000:]
+    _, parent, search2 = _children(uri, "bud", "search")
+    epochs2 = sum(int(r.data.metrics["epochs_run"]) for r in search2)
+    assert 18 <= epochs2 <= 18 + 3 and len(search2) > len(search), (epochs2, len(search2))
+    assert parent.data.metrics["search/epochs"] == epochs2 and parent.data.metrics["search/budget_epochs"] == 18
+    assert all(r.info.status == "FINISHED" for r in search2)
+    _, trials = journal_trials(runs / "bud" / "optuna_journal.log")
+    assert len(trials) == len(search2)
+    assert (runs / "bud" / "search-ext1.result.json").exists() and not list((runs / "bud").glob("*/trial_*/checkpoint_*"))
