@@ -184,7 +184,7 @@ def main() -> int:
     p.add_argument("--valid-size", type=int, default=0, help="(default: train size / 2)")
     p.add_argument("--test-size", type=int, default=0, help="(default: train size / 2)")
     p.add_argument("--quickstart", action="store_true",
-                   help="the README quickstart's trial: synthetic MOSI 1284/229/686, 8 epochs (tiny encoder)")
+                   help="the README quickstart's trial: synthetic MOSI 1284/1536/1024, 8 epochs (tiny encoder)")
     p.add_argument("--gpu", action="store_true", help="also measure 1/2/4 concurrent trials on one GPU")
     p.add_argument("--cpu-concurrency", action="store_true",
                    help="also measure 1/2/4 concurrent trials of --concurrency-encoder on the CPU")
@@ -195,7 +195,7 @@ def main() -> int:
     p.add_argument("--output", default=os.path.join(_REPO, "benchmarks", "results", "sweep_overhead.json"))
     args = p.parse_args()
     if args.quickstart:  # scripts/quickstart.sh: --data synthetic-mosi (its sizes) --max-epochs 8
-        args.train_size, args.valid_size, args.test_size, args.epochs = 1284, 229, 686, 8
+        args.train_size, args.valid_size, args.test_size, args.epochs = 1284, 1536, 1024, 8
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
     import torch

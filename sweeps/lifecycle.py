@@ -11,7 +11,9 @@ same life around their trials, and it has rules that must not drift apart betwee
    the parent ends FINISHED / KILLED / FAILED and no child of it is left RUNNING. Given the
    loaded data, the parent records it as its dataset input and every child gets its digest
    (``dataset_digest`` in `ParentRun.target`'s tags; the trials log the same input without
-   hashing the file again); ``description`` is the parent's ``mlflow.note.content``.
+   hashing the file again); ``description`` is the parent's ``mlflow.note.content``. A parent
+   found again whose dataset input has another digest is refused before it is touched
+   (`check_same_data`, `DatasetChangedError`): its runs and new ones would not be comparable.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 from sweeps.cluster import REPO_ROOT, check_resources, connect
 from sweeps.config import TrackingTarget
 from sweeps.runtime_options import TrialResources
-from sweeps.state import code_version, ensure_dir
+from sweeps.state import DatasetChangedError, code_version, ensure_dir
 from sweeps.tracking import DATASET_DIGEST_TAG, TERMINAL_STATUSES, dataset_record
 
 if TYPE_CHECKING:
@@ -93,6 +95,9 @@ def parent_run(tracker: "Tracker", experiment_id: str, *, name: str, kind: str,
     ``killed_reason = "<kind> ended (<status>)"``. Neither clean-up step raises: the caller sees
     the body's own exception.
     """
+    record = dataset_record(dataset) if dataset is not None else None
+    if record is not None:
+        check_same_data(tracker, experiment_id, kind=kind, name=name, record=record)
     run_id = tracker.parent_run(experiment_id, name=name, kind=kind,
                                 tags={"code_version": code_version(REPO_ROOT), **tags})
     run = ParentRun(tracker=tracker, experiment_id=experiment_id, run_id=run_id, name=name, kind=kind)
@@ -100,8 +105,7 @@ def parent_run(tracker: "Tracker", experiment_id: str, *, name: str, kind: str,
     try:
         if ERROR_TAG in tracker.client.get_run(run_id).data.tags:  # a resume of a failed attempt
             tracker.client.delete_tag(run_id, ERROR_TAG)
-        if dataset is not None:
-            record = dataset_record(dataset)
+        if record is not None:
             tracker.log_dataset(run_id, record, context=kind)
             run.dataset_digest = record["digest"]
         if description:
@@ -121,3 +125,28 @@ def parent_run(tracker: "Tracker", experiment_id: str, *, name: str, kind: str,
             tracker.kill_leftovers(experiment_id, run_id, reason=f"{kind} ended ({status})")
         with contextlib.suppress(Exception):
             tracker.finish(run_id, status, tags=end_tags)
+
+
+def check_same_data(tracker: "Tracker", experiment_id: str, *, kind: str, name: str, record: Mapping[str, Any]) -> None:
+    """Refuse to resume `kind` `name` on data other than its parent's dataset input (`DatasetChangedError`,
+    naming both digests and split sizes). A parent with no dataset input (never opened with data) passes."""
+    import json
+
+    earlier = tracker.find_parent(experiment_id, kind=kind, name=name)
+    inputs = list(getattr(getattr(earlier, "inputs", None), "dataset_inputs", None) or []) if earlier else []
+    recorded = {d.dataset.digest: d.dataset for d in inputs}
+    if not recorded or record["digest"] in recorded:
+        return
+    before = next(iter(recorded.values()))
+    try:
+        splits = json.loads(before.profile or "{}").get("splits") or {}
+    except ValueError:
+        splits = {}
+    was = "/".join(str(v) for v in splits.values()) or "?"
+    now = "/".join(str(v) for v in record.get("sizes", {}).values())
+    raise DatasetChangedError(
+        f"{kind} {name!r} recorded its runs on {before.name} with digest {before.digest} (train/valid/test "
+        f"{was}); the data loaded now ({record.get('source')}) has digest {record['digest']} (train/valid/test "
+        f"{now}), so new runs would not be comparable with the recorded ones: resume it with the data it was "
+        f"started with (for the built-in synthetic data, --set synthetic_valid=... / synthetic_test=... at the "
+        f"sizes above), or start a new {kind} with a new --name")

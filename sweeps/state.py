@@ -53,6 +53,11 @@ class SweepStateError(RuntimeError):
     """The sweep directory cannot be used as asked (changed configuration, unwritable path)."""
 
 
+class DatasetChangedError(SweepStateError, ValueError):
+    """A resumed sweep or study would train on other data than the runs it recorded (another file,
+    or the built-in synthetic data at other split sizes): refused before anything runs (exit 2)."""
+
+
 @dataclass
 class SweepState:
     name: str

@@ -39,7 +39,12 @@ import numpy as np
 __all__ = ["make_synthetic", "SYNTHETIC_KINDS", "SPLIT_SIZES", "FEATURE_WIDTHS", "TEXT_LEN"]
 
 SYNTHETIC_KINDS: tuple[str, ...] = ("mosi", "mosei")
-SPLIT_SIZES: dict[str, tuple[int, int, int]] = {"mosi": (1284, 229, 686), "mosei": (16326, 1871, 4659)}
+# (train, valid, test). MOSI: CMU-MOSI's 1284 training samples, but validation 1536 and test 1024
+# instead of its 229 / 686: at those sizes the split moves the difference between two good
+# configurations less than the training seed does (measured: 0.73 % vs 0.79 % on validation, 0.90 %
+# vs 1.09 % on test; at 229 / 686 the split decided a ranking more than the seed), for about +18 %
+# time per epoch. MOSEI's real sizes are already large enough.
+SPLIT_SIZES: dict[str, tuple[int, int, int]] = {"mosi": (1284, 1536, 1024), "mosei": (16326, 1871, 4659)}
 FEATURE_WIDTHS: dict[str, tuple[int, int]] = {"mosi": (5, 20), "mosei": (74, 35)}  # (audio, vision)
 TEXT_LEN = 50  # MMSA text_bert length
 _SPLITS = ("train", "valid", "test")
@@ -247,8 +252,8 @@ def make_synthetic(kind: str = "mosi", *, seed: int = 0, sizes: Sequence[int] | 
     Args:
         kind: ``"mosi"`` (audio 5, visual 20) or ``"mosei"`` (audio 74, visual 35).
         seed: all randomness comes from ``np.random.default_rng`` children of this seed.
-        sizes: (train, valid, test) sample counts; None, or a 0 entry, takes the real dataset's
-            split size (MOSI 1284/229/686, MOSEI 16326/1871/4659).
+        sizes: (train, valid, test) sample counts; None, or a 0 entry, takes the default split size
+            (`SPLIT_SIZES`: MOSI 1284/1536/1024, MOSEI 16326/1871/4659).
         lengths: padded frame counts ``(L_a, L_v)`` (an int sets both); default aligned-50.
     """
     if kind not in SYNTHETIC_KINDS:

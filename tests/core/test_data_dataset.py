@@ -88,7 +88,7 @@ def test_features_finite_and_normalised_with_train_statistics():
 def test_dataset_object():
     data = load_dataset("synthetic-mosi", seed=0, sizes=(10, 0, 7))
     assert isinstance(data, MSADataset) and data.name == "synthetic-mosi" and data.source == "synthetic-mosi"
-    assert data.sizes == {"train": 10, "valid": 229, "test": 7}  # 0 = the real size
+    assert data.sizes == {"train": 10, "valid": 1536, "test": 7}  # 0 = the default size
     assert (data.audio_dim, data.vision_dim, data.text_len) == (5, 20, 50)
     s = data.splits["test"]
     assert isinstance(s, SplitArrays) and len(s) == 7

@@ -56,7 +56,7 @@ def test_default_sizes_lengths_and_speed():
     start = time.perf_counter()
     raw = make_synthetic("mosi", seed=0)
     assert time.perf_counter() - start < 2.0
-    assert tuple(len(raw[s]["id"]) for s in SPLITS) == SPLIT_SIZES["mosi"] == (1284, 229, 686)
+    assert tuple(len(raw[s]["id"]) for s in SPLITS) == SPLIT_SIZES["mosi"] == (1284, 1536, 1024)
     assert SPLIT_SIZES["mosei"] == (16326, 1871, 4659)
     lens = np.concatenate([raw[s]["audio_lengths"] for s in SPLITS])
     assert 0.1 < (lens == 50).mean() < 0.5 and lens.min() < 25  # some padding, some full

@@ -234,3 +234,26 @@ def test_an_interrupted_or_failed_sweep_ends_its_parent(sweep, error, status):
     assert parent.data.tags.get("error") == (None if status == "KILLED" else "RuntimeError: no search trial finished")
     assert [(c.info.status, c.data.tags["killed_reason"]) for c in children] == [
         ("KILLED", f"sweep ended ({status})")]
+
+
+def test_a_resume_on_other_data_is_refused_and_leaves_the_parent_as_it_was(tracker):
+    """The parent's dataset input has another digest (another file, or synthetic data at other split
+    sizes): refused before the parent is reopened, naming both digests and the split sizes; the same
+    data resumes."""
+    from mmsa_core.data.dataset import load_dataset
+    from sweeps.lifecycle import parent_run
+    from sweeps.state import DatasetChangedError
+
+    exp = tracker.experiment("lifecycle-data")
+    small = load_dataset("synthetic-mosi", text_encoder="tiny", sizes=(64, 32, 32))
+    other = load_dataset("synthetic-mosi", text_encoder="tiny", sizes=(64, 48, 32))
+    with parent_run(tracker, exp, name="d", kind="sweep", tags={}, dataset=small) as parent:
+        pass
+    assert tracker.status(parent.run_id) == "FINISHED"
+    with pytest.raises(DatasetChangedError, match=r"train/valid/test 64/32/32\).*train/valid/test 64/48/32"):
+        with parent_run(tracker, exp, name="d", kind="sweep", tags={}, dataset=other):
+            raise AssertionError("the body must not run")
+    assert tracker.status(parent.run_id) == "FINISHED" and "error" not in _tags(tracker, parent.run_id)
+    assert isinstance(DatasetChangedError("x"), ValueError)  # the studies' entry points answer ValueError with exit 2
+    with parent_run(tracker, exp, name="d", kind="sweep", tags={}, dataset=small) as again:
+        assert again.run_id == parent.run_id
