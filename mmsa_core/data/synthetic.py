@@ -42,8 +42,9 @@ SYNTHETIC_KINDS: tuple[str, ...] = ("mosi", "mosei")
 # (train, valid, test). MOSI: CMU-MOSI's 1284 training samples, but validation 1536 and test 1024
 # instead of its 229 / 686: at those sizes the split moves the difference between two good
 # configurations less than the training seed does (measured: 0.73 % vs 0.79 % on validation, 0.90 %
-# vs 1.09 % on test; at 229 / 686 the split decided a ranking more than the seed), for about +18 %
-# time per epoch. MOSEI's real sizes are already large enough.
+# vs 1.09 % on test; at 229 / 686 the split decided a ranking more than the seed), for +22 % time
+# per epoch of the quickstart's trial (3.03 -> 3.70 s; benchmarks/bench_split_cost.py). MOSEI's real
+# sizes are already large enough.
 SPLIT_SIZES: dict[str, tuple[int, int, int]] = {"mosi": (1284, 1536, 1024), "mosei": (16326, 1871, 4659)}
 FEATURE_WIDTHS: dict[str, tuple[int, int]] = {"mosi": (5, 20), "mosei": (74, 35)}  # (audio, vision)
 TEXT_LEN = 50  # MMSA text_bert length
