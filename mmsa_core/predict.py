@@ -1,6 +1,6 @@
 """Score a dataset with a saved model: predictions per sample, and the field's metrics where labels exist.
 
-    mlflow artifacts download --run-id RUN --artifact-path model --dst-path best_model   # a sweep's best
+    MLFLOW_TRACKING_URI=URI mlflow artifacts download --run-id RUN --artifact-path model --dst-path best_model
     python -m mmsa_core.predict --model best_model                      # the data it was trained on, test split
     python -m mmsa_core.predict --model best_model --data ~/data/MOSI/unaligned_50.pkl --split valid \\
         --output predictions.csv
@@ -37,12 +37,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     import json
 
     from mmsa_core.config import RunConfig
-    from mmsa_core.saved_model import CONFIG_FILE, load_model
+    from mmsa_core.saved_model import CONFIG_FILE, load_model, model_dir
     from mmsa_core.train import check_device, format_table
 
     try:
         check_device(args.device)
-        config_path = Path(args.model) / CONFIG_FILE
+        config_path = model_dir(args.model) / CONFIG_FILE
         if not config_path.is_file():
             raise ValueError(f"--model {args.model}: not a model directory (no {CONFIG_FILE})")
         config = RunConfig.from_dict(json.loads(config_path.read_text()), source=str(config_path))

@@ -80,6 +80,15 @@ def save_checkpoint_model(checkpoint_dir: str | Path, directory: str | Path, *,
     return save_model(directory, config, weights, info=record)
 
 
+def model_dir(directory: str | Path) -> Path:
+    """`directory` itself when it holds a model, else its ``model/`` folder when that does: what
+    ``mlflow artifacts download --artifact-path model --dst-path DIR`` leaves is ``DIR/model``."""
+    root = Path(directory)
+    if not (root / CONFIG_FILE).is_file() and (root / "model" / CONFIG_FILE).is_file():
+        return root / "model"
+    return root
+
+
 def load_model(directory: str | Path, data: "MSADataset | None" = None, *, device: str = "cpu") -> LoadedModel:
     """The model of a model directory, ready to predict. `data` (default: the data its configuration
     names) gives the feature widths and, for methods that keep per-sample state, the training split."""
@@ -89,7 +98,7 @@ def load_model(directory: str | Path, data: "MSADataset | None" = None, *, devic
     from mmsa_core.methods.runtime import build_runtime
     from mmsa_core.trainer import load_run_data
 
-    root = Path(directory)
+    root = model_dir(directory)
     missing = [f for f in (WEIGHTS_FILE, CONFIG_FILE) if not (root / f).is_file()]
     if missing:
         raise FileNotFoundError(f"{root}: not a model directory (missing {', '.join(missing)})")

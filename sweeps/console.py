@@ -208,8 +208,9 @@ def print_result(result: "SweepResult", stream: Any = None) -> None:
     print(f"MLflow: {redact_uri(result.tracking_uri)} (experiment {result.experiment_id}, parent run "
           f"{result.parent_run_id})", file=out)
     if result.model_run_id:
-        print(f"best model: mlflow artifacts download --run-id {result.model_run_id} --artifact-path model "
-              f"--dst-path best_model, then python -m mmsa_core.predict --model best_model", file=out)
+        print(f"best model: MLFLOW_TRACKING_URI={redact_uri(result.tracking_uri)} mlflow artifacts download --run-id "
+              f"{result.model_run_id} --artifact-path model --dst-path best_model, then python -m mmsa_core.predict "
+              f"--model best_model", file=out)
     for line in footer(result.tracking_uri, result.experiment_id,
                        journal=result.optuna_storage or os.path.join(result.sweep_dir, JOURNAL_FILE)):
         print(line, file=out)
