@@ -19,6 +19,7 @@ same life around their trials, and it has rules that must not drift apart betwee
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
@@ -130,8 +131,6 @@ def parent_run(tracker: "Tracker", experiment_id: str, *, name: str, kind: str,
 def check_same_data(tracker: "Tracker", experiment_id: str, *, kind: str, name: str, record: Mapping[str, Any]) -> None:
     """Refuse to resume `kind` `name` on data other than its parent's dataset input (`DatasetChangedError`,
     naming both digests and split sizes). A parent with no dataset input (never opened with data) passes."""
-    import json
-
     earlier = tracker.find_parent(experiment_id, kind=kind, name=name)
     inputs = list(getattr(getattr(earlier, "inputs", None), "dataset_inputs", None) or []) if earlier else []
     recorded = {d.dataset.digest: d.dataset for d in inputs}

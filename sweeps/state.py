@@ -139,9 +139,8 @@ def open_sweep_state(sweep_dir: str, *, name: str, config_hash: str, tracking_ur
             extend(state, growth, config_hash=config_hash, config=config)
         if state.config_hash != config_hash:
             changed = changed_fields(state.config, config)
-            shrunk = [f for f in EXTENSIBLE_FIELDS if state.config and config
-                      and f in state.config and f in config and config[f] != state.config[f]]
-            if shrunk and all(c.split(" ", 1)[0] in EXTENSIBLE_FIELDS for c in changed):
+            differ = differing_fields(state.config, config)
+            if differ and differ <= set(EXTENSIBLE_FIELDS):  # only the extent, and not larger: not an extension
                 raise SweepStateError(
                     f"sweep {name!r} in {sweep_dir}: {', '.join(changed)}: "
                     + "/".join(f"--{f.replace('_', '-')}" for f in EXTENSIBLE_FIELDS)
@@ -170,13 +169,18 @@ def open_sweep_state(sweep_dir: str, *, name: str, config_hash: str, tracking_ur
     return state
 
 
+def differing_fields(before: dict[str, Any] | None, now: dict[str, Any] | None) -> set[str]:
+    """The top-level fields of two hashed configurations that differ (none when either is unknown)."""
+    if not before or not now:
+        return set()
+    return {k for k in set(before) | set(now) if before.get(k) != now.get(k)}
+
+
 def extension_of(before: dict[str, Any] | None, now: dict[str, Any] | None) -> dict[str, Any] | None:
     """``{"from": {...}, "to": {...}}`` when `now` differs from `before` only by a larger search extent
     (`EXTENSIBLE_FIELDS`: more trials, a larger epoch budget, or a budget where there was none);
     None otherwise (no change, another field changed, or a value shrank)."""
-    if not before or not now:
-        return None
-    differ = {k for k in set(before) | set(now) if before.get(k) != now.get(k)}
+    differ = differing_fields(before, now)
     if not differ or not differ <= set(EXTENSIBLE_FIELDS):
         return None
     for key in differ:  # a field at its default may be absent (None): no budget is 0
